@@ -1,0 +1,109 @@
+//! The browser launcher port (RFC 8252 §4: native apps use the *system* browser, never an
+//! embedded web view, so the app never sees the user's credentials).
+
+use std::fmt;
+use std::process::{Command, Stdio};
+
+use url::Url;
+
+pub trait BrowserLauncher: Send + Sync + fmt::Debug {
+    /// Opens `url` and returns once the browser was started (not when the user is done).
+    fn open(&self, url: &Url) -> Result<(), String>;
+}
+
+/// The system browser: `$BROWSER` when set, else the platform opener.
+///
+/// `$BROWSER` follows the common convention: a list of commands separated by the platform's path
+/// separator, each split on whitespace; `%s` is replaced by the URL, otherwise the URL is appended
+/// as the last argument. The first command that starts wins.
+#[derive(Debug, Default, Clone)]
+pub struct SystemBrowser {
+    browser_env: Option<String>,
+}
+
+impl SystemBrowser {
+    /// Reads `$BROWSER` now.
+    pub fn from_env() -> Self {
+        Self {
+            browser_env: std::env::var("BROWSER").ok().filter(|s| !s.trim().is_empty()),
+        }
+    }
+
+    /// Whether `$BROWSER` overrides the platform opener.
+    pub fn command(&self) -> Option<&str> {
+        self.browser_env.as_deref()
+    }
+}
+
+/// Builds the argv for one `$BROWSER` entry.
+pub(crate) fn browser_argv(entry: &str, url: &str) -> Option<Vec<String>> {
+    let mut argv: Vec<String> = entry.split_whitespace().map(str::to_owned).collect();
+    if argv.is_empty() {
+        return None;
+    }
+    if argv.iter().any(|a| a.contains("%s")) {
+        for a in &mut argv {
+            *a = a.replace("%s", url);
+        }
+    } else {
+        argv.push(url.to_owned());
+    }
+    Some(argv)
+}
+
+impl BrowserLauncher for SystemBrowser {
+    fn open(&self, url: &Url) -> Result<(), String> {
+        let Some(list) = &self.browser_env else {
+            return opener::open_browser(url.as_str()).map_err(|e| e.to_string());
+        };
+        let sep = if cfg!(windows) { ';' } else { ':' };
+        let mut last_error = String::from("$BROWSER is empty");
+        for entry in list.split(sep) {
+            let Some(argv) = browser_argv(entry, url.as_str()) else { continue };
+            match Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                // Keep the browser's chatter out of `latchkey login --json` output.
+                .stdout(Stdio::null())
+                .spawn()
+            {
+                Ok(mut child) => {
+                    // Reap it in the background so it never lingers as a zombie.
+                    std::thread::spawn(move || {
+                        let _ = child.wait();
+                    });
+                    return Ok(());
+                }
+                Err(e) => last_error = format!("cannot run `{}` from $BROWSER: {e}", argv[0]),
+            }
+        }
+        Err(last_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_is_appended_or_substituted() {
+        assert_eq!(
+            browser_argv("node /x/driver.mjs", "https://a/b").expect("argv"),
+            ["node", "/x/driver.mjs", "https://a/b"]
+        );
+        assert_eq!(
+            browser_argv("firefox --new-window %s", "https://a").expect("argv"),
+            ["firefox", "--new-window", "https://a"]
+        );
+        assert_eq!(browser_argv("   ", "u"), None);
+    }
+
+    #[test]
+    fn a_missing_browser_is_an_error_not_a_panic() {
+        let b = SystemBrowser {
+            browser_env: Some("/nonexistent/browser-binary".into()),
+        };
+        let e = b.open(&Url::parse("https://example.com").expect("url")).expect_err("fails");
+        assert!(e.contains("/nonexistent/browser-binary"), "{e}");
+    }
+}

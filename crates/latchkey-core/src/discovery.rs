@@ -1,0 +1,361 @@
+//! OpenID Provider metadata (OIDC Discovery 1.0) and the provider's signing keys, cached.
+//!
+//! Metadata and JWKS are cached in memory and on disk (they are public, non-secret documents) for
+//! [`CACHE_TTL`], so a `latchkey token` that needs a refresh does not pay two extra round trips.
+//! An ID token signed with a key we don't know triggers one JWKS refetch, at most once per
+//! [`JWKS_REFETCH_INTERVAL`], which follows a provider's key rotation without letting forged
+//! tokens with random `kid`s hammer the provider.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{AsyncHttpClient, ProviderMetadata};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{HttpClient, HttpError};
+
+pub const CACHE_TTL: Duration = Duration::hours(1);
+pub const JWKS_REFETCH_INTERVAL: Duration = Duration::seconds(60);
+
+/// Metadata fields beyond OIDC Discovery that Latchkey uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExtraMetadata {
+    /// RFC 7009 / RFC 8414.
+    pub revocation_endpoint: Option<String>,
+    /// OIDC RP-Initiated Logout 1.0.
+    pub end_session_endpoint: Option<String>,
+    /// RFC 9207 §3.
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// RFC 8414 §2.
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+}
+impl openidconnect::AdditionalProviderMetadata for ExtraMetadata {}
+
+pub(crate) type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// A provider's validated metadata with its keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Provider {
+    /// Metadata with the JWKS filled in.
+    pub metadata: Metadata,
+    pub fetched_at: DateTime<Utc>,
+    pub jwks_fetched_at: DateTime<Utc>,
+    raw_metadata: serde_json::Value,
+    raw_jwks: serde_json::Value,
+}
+
+impl Provider {
+    pub(crate) fn extra(&self) -> &ExtraMetadata {
+        self.metadata.additional_metadata()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    issuer: String,
+    fetched_at: DateTime<Utc>,
+    jwks_fetched_at: DateTime<Utc>,
+    metadata: serde_json::Value,
+    jwks: serde_json::Value,
+}
+
+/// Fetches and caches one issuer's metadata.
+#[derive(Debug)]
+pub(crate) struct Discovery {
+    issuer: String,
+    cache_file: Option<PathBuf>,
+    current: tokio::sync::Mutex<Option<Arc<Provider>>>,
+}
+
+fn unreachable(what: &str, e: HttpError) -> Error {
+    Error::new(ErrorKind::ProviderUnreachable, format!("{what}: {e}; check your network and try again"))
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::ProviderInvalid, message)
+}
+
+impl Discovery {
+    pub(crate) fn new(issuer: &str, cache_dir: Option<PathBuf>) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(issuer.as_bytes());
+        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            issuer: issuer.to_owned(),
+            cache_file: cache_dir.map(|d| d.join("providers").join(format!("{name}.json"))),
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The provider's metadata and keys: from memory, the disk cache, or the network.
+    pub(crate) async fn get(&self, http: &HttpClient, now: DateTime<Utc>) -> Result<Arc<Provider>> {
+        let mut current = self.current.lock().await;
+        if let Some(p) = current.as_ref().filter(|p| now - p.fetched_at < CACHE_TTL) {
+            return Ok(Arc::clone(p));
+        }
+        if let Some(p) = self.read_cache().filter(|p| now - p.fetched_at < CACHE_TTL && now >= p.fetched_at) {
+            let p = Arc::new(p);
+            *current = Some(Arc::clone(&p));
+            return Ok(p);
+        }
+        let p = Arc::new(self.fetch(http, now).await?);
+        self.write_cache(&p);
+        *current = Some(Arc::clone(&p));
+        Ok(p)
+    }
+
+    /// Fetches the JWKS again after an unknown key was seen. Returns `None` when the last fetch
+    /// was too recent.
+    pub(crate) async fn refetch_jwks(&self, http: &HttpClient, now: DateTime<Utc>) -> Result<Option<Arc<Provider>>> {
+        let mut current = self.current.lock().await;
+        let Some(p) = current.as_ref() else { return Ok(None) };
+        if now - p.jwks_fetched_at < JWKS_REFETCH_INTERVAL {
+            return Ok(None);
+        }
+        let raw_jwks = get_json(http, p.metadata.jwks_uri().as_str(), "fetching the provider's keys").await?;
+        let mut next = (**p).clone();
+        next.metadata = next.metadata.set_jwks(parse_jwks(&raw_jwks)?);
+        next.raw_jwks = raw_jwks;
+        next.jwks_fetched_at = now;
+        let next = Arc::new(next);
+        self.write_cache(&next);
+        *current = Some(Arc::clone(&next));
+        Ok(Some(next))
+    }
+
+    async fn fetch(&self, http: &HttpClient, now: DateTime<Utc>) -> Result<Provider> {
+        // OIDC Discovery §4: the well-known path is appended after removing a trailing slash.
+        let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
+        let raw_metadata = get_json(http, &url, "fetching the provider's configuration").await?;
+        let metadata = validate_metadata(&self.issuer, &raw_metadata)?;
+        let raw_jwks = get_json(http, metadata.jwks_uri().as_str(), "fetching the provider's keys").await?;
+        let metadata = metadata.set_jwks(parse_jwks(&raw_jwks)?);
+        Ok(Provider {
+            metadata,
+            fetched_at: now,
+            jwks_fetched_at: now,
+            raw_metadata,
+            raw_jwks,
+        })
+    }
+
+    fn read_cache(&self) -> Option<Provider> {
+        let path = self.cache_file.as_ref()?;
+        let bytes = std::fs::read(path).ok()?;
+        let file: CacheFile = serde_json::from_slice(&bytes).ok()?;
+        if file.issuer != self.issuer {
+            return None;
+        }
+        let metadata = validate_metadata(&self.issuer, &file.metadata).ok()?;
+        let jwks = parse_jwks(&file.jwks).ok()?;
+        Some(Provider {
+            metadata: metadata.set_jwks(jwks),
+            fetched_at: file.fetched_at,
+            jwks_fetched_at: file.jwks_fetched_at,
+            raw_metadata: file.metadata,
+            raw_jwks: file.jwks,
+        })
+    }
+
+    /// Best effort: a cache that cannot be written only costs a fetch next time.
+    fn write_cache(&self, p: &Provider) {
+        let Some(path) = &self.cache_file else { return };
+        let file = CacheFile {
+            issuer: self.issuer.clone(),
+            fetched_at: p.fetched_at,
+            jwks_fetched_at: p.jwks_fetched_at,
+            metadata: p.raw_metadata.clone(),
+            jwks: p.raw_jwks.clone(),
+        };
+        let result = (|| -> std::io::Result<()> {
+            let dir = path.parent().ok_or(std::io::ErrorKind::NotFound)?;
+            std::fs::create_dir_all(dir)?;
+            let tmp = tempfile_path(path);
+            std::fs::write(&tmp, serde_json::to_vec(&file).map_err(std::io::Error::other)?)?;
+            std::fs::rename(&tmp, path)
+        })();
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "could not write the discovery cache");
+        }
+    }
+}
+
+fn tempfile_path(path: &std::path::Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// GETs a JSON document. Redirects are not followed (see [`crate::http`]).
+pub(crate) async fn get_json(http: &HttpClient, url: &str, what: &str) -> Result<serde_json::Value> {
+    let request = openidconnect::http::Request::builder()
+        .method(openidconnect::http::Method::GET)
+        .uri(url)
+        .header(openidconnect::http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| invalid(format!("{what}: invalid URL `{url}`: {e}")))?;
+    let response = http.call(request).await.map_err(|e| unreachable(what, e))?;
+    if response.status() != openidconnect::http::StatusCode::OK {
+        return Err(invalid(format!(
+            "{what}: {url} answered HTTP {}; check the issuer URL",
+            response.status().as_u16()
+        )));
+    }
+    serde_json::from_slice(response.body())
+        .map_err(|e| invalid(format!("{what}: {url} did not return JSON ({e})")))
+}
+
+fn parse_jwks(raw: &serde_json::Value) -> Result<CoreJsonWebKeySet> {
+    serde_json::from_value(raw.clone())
+        .map_err(|e| invalid(format!("the provider's key set is invalid ({e})")))
+}
+
+/// Checks the metadata against OIDC Discovery §4.3 and what Latchkey needs.
+pub(crate) fn validate_metadata(issuer: &str, raw: &serde_json::Value) -> Result<Metadata> {
+    let metadata: Metadata = serde_json::from_value(raw.clone())
+        .map_err(|e| invalid(format!("the provider's configuration is invalid ({e})")))?;
+    // Discovery §4.3: the returned issuer MUST be identical to the one used to fetch it; this is
+    // what stops a mix-up between providers.
+    if metadata.issuer().as_str() != issuer {
+        return Err(invalid(format!(
+            "the provider says its issuer is `{}`, but `{issuer}` is configured; set issuer to the exact value",
+            metadata.issuer().as_str()
+        )));
+    }
+    if metadata.token_endpoint().is_none() {
+        return Err(invalid("the provider's configuration has no token_endpoint".into()));
+    }
+    // RFC 9700 §2.1.1: PKCE with S256. A provider that lists methods without S256 would ignore it.
+    if let Some(methods) = &metadata.additional_metadata().code_challenge_methods_supported
+        && !methods.iter().any(|m| m == "S256")
+    {
+        return Err(invalid(
+            "the provider does not support PKCE with S256 (code_challenge_methods_supported)".into(),
+        ));
+    }
+    // An https issuer must not hand out plain-http endpoints.
+    if issuer.starts_with("https:") {
+        let extra = metadata.additional_metadata();
+        let endpoints = [
+            Some(metadata.authorization_endpoint().as_str()),
+            metadata.token_endpoint().map(|u| u.as_str()),
+            metadata.userinfo_endpoint().map(|u| u.as_str()),
+            Some(metadata.jwks_uri().as_str()),
+            extra.revocation_endpoint.as_deref(),
+            extra.end_session_endpoint.as_deref(),
+        ];
+        if let Some(bad) = endpoints.into_iter().flatten().find(|e| !e.starts_with("https:")) {
+            return Err(invalid(format!("the provider's endpoint `{bad}` is not https")));
+        }
+    }
+    Ok(metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(issuer: &str) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+            "revocation_endpoint": format!("{issuer}/revoke"),
+        })
+    }
+
+    #[test]
+    fn exact_issuer_match_is_required() {
+        assert!(validate_metadata("https://id.example", &raw("https://id.example")).is_ok());
+        let e = validate_metadata("https://id.example/", &raw("https://id.example")).expect_err("slash");
+        assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
+        assert!(e.message().contains("says its issuer is"), "{e}");
+        assert!(validate_metadata("https://evil.example", &raw("https://id.example")).is_err());
+    }
+
+    #[test]
+    fn extra_fields_are_read() {
+        let m = validate_metadata("https://id.example", &raw("https://id.example")).expect("ok");
+        assert_eq!(m.additional_metadata().authorization_response_iss_parameter_supported, Some(true));
+        assert_eq!(m.additional_metadata().revocation_endpoint.as_deref(), Some("https://id.example/revoke"));
+    }
+
+    #[test]
+    fn pkce_s256_must_be_supported() {
+        let mut r = raw("https://id.example");
+        r["code_challenge_methods_supported"] = serde_json::json!(["plain"]);
+        let e = validate_metadata("https://id.example", &r).expect_err("plain only");
+        assert!(e.message().contains("S256"), "{e}");
+    }
+
+    #[test]
+    fn https_issuer_with_http_endpoint_is_rejected() {
+        let mut r = raw("https://id.example");
+        r["token_endpoint"] = serde_json::json!("http://id.example/token");
+        assert!(validate_metadata("https://id.example", &r).is_err());
+    }
+
+    #[test]
+    fn disk_cache_round_trips() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = Discovery::new("https://id.example", Some(dir.path().to_path_buf()));
+        let raw_metadata = raw("https://id.example");
+        let p = Provider {
+            metadata: validate_metadata("https://id.example", &raw_metadata).expect("ok"),
+            fetched_at: Utc::now(),
+            jwks_fetched_at: Utc::now(),
+            raw_metadata,
+            raw_jwks: serde_json::json!({"keys": []}),
+        };
+        d.write_cache(&p);
+        let back = d.read_cache().expect("cached");
+        assert_eq!(back.metadata.issuer().as_str(), "https://id.example");
+        let other = Discovery::new("https://other.example", Some(dir.path().to_path_buf()));
+        assert!(other.read_cache().is_none());
+    }
+}
+
+#[cfg(test)]
+impl Provider {
+    /// A provider built from raw metadata and a key set, for unit tests.
+    pub(crate) fn for_tests(raw_metadata: serde_json::Value, jwks: CoreJsonWebKeySet) -> Self {
+        let issuer = raw_metadata["issuer"].as_str().unwrap_or_default().to_owned();
+        let metadata = match validate_metadata(&issuer, &raw_metadata) {
+            Ok(m) => m.set_jwks(jwks),
+            Err(e) => panic!("test metadata invalid: {e}"),
+        };
+        Self {
+            metadata,
+            fetched_at: Utc::now(),
+            jwks_fetched_at: Utc::now(),
+            raw_metadata,
+            raw_jwks: serde_json::json!({"keys": []}),
+        }
+    }
+}

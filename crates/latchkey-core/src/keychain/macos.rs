@@ -1,0 +1,12 @@
+//! macOS: the login keychain (generic passwords).
+
+use std::sync::Arc;
+
+use keyring_core::CredentialStore;
+
+/// Generic-password items hold far more; chunking still applies above this.
+pub const MAX_SECRET_LEN: usize = 64 * 1024;
+
+pub fn open() -> keyring_core::Result<Arc<CredentialStore>> {
+    Ok(apple_native_keyring_store::keychain::Store::new()?)
+}

@@ -1,0 +1,178 @@
+//! ID token validation (OIDC Core §3.1.3.7) and the refresh rules of §12.2.
+//!
+//! Signature, `iss`, `aud`, `exp` and `nonce` are checked by `openidconnect`'s verifier, configured
+//! here with our clock and algorithm list; this module adds the steps it leaves to the client:
+//! `azp`, `iat`, `at_hash` and the refresh comparisons.
+
+use chrono::{DateTime, Duration, Utc};
+use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJwsSigningAlgorithm};
+use openidconnect::{
+    AccessToken, AccessTokenHash, ClaimsVerificationError, ClientId, Nonce,
+    SignatureVerificationError,
+};
+
+use crate::discovery::Provider;
+use crate::error::{Error, ErrorKind, Result};
+use crate::session::Claims;
+
+/// How far in the future `iat` may be before we suspect the provider's or our clock.
+pub const MAX_CLOCK_SKEW: Duration = Duration::seconds(120);
+
+/// Asymmetric algorithms only. `none` and the HMAC family are never accepted: a public client has
+/// no secret to verify an HMAC with, and `none` proves nothing.
+const SUPPORTED_ALGS: &[CoreJwsSigningAlgorithm] = &[
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// How the `nonce` claim is checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NonceCheck<'a> {
+    /// After an authorization code exchange: must equal the one we sent (§3.1.3.7 step 11).
+    Equals(&'a Nonce),
+    /// After a refresh: §12.2 says it SHOULD NOT be present; we do not reject one.
+    Refresh,
+}
+
+/// Validation failed. `UnknownKey` is separate so the caller can refetch the JWKS once.
+#[derive(Debug)]
+pub(crate) enum VerifyError {
+    UnknownKey,
+    Invalid(String),
+}
+
+impl VerifyError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            VerifyError::UnknownKey => Error::new(
+                ErrorKind::ProviderInvalid,
+                "the ID token is signed with a key the provider does not publish; sign-in rejected",
+            ),
+            VerifyError::Invalid(why) => Error::new(
+                ErrorKind::ProviderInvalid,
+                format!("the ID token is invalid ({why}); sign-in rejected"),
+            ),
+        }
+    }
+}
+
+fn verifier<'a>(provider: &'a Provider, client_id: &str, now: DateTime<Utc>) -> CoreIdTokenVerifier<'a> {
+    let advertised = provider.metadata.id_token_signing_alg_values_supported();
+    let algs: Vec<CoreJwsSigningAlgorithm> = SUPPORTED_ALGS
+        .iter()
+        .filter(|a| advertised.contains(a))
+        .cloned()
+        .collect();
+    CoreIdTokenVerifier::new_public_client(
+        ClientId::new(client_id.to_owned()),
+        provider.metadata.issuer().clone(),
+        provider.metadata.jwks().clone(),
+    )
+    // §3.1.3.7 step 7: RS256 by default, or what the provider advertises, minus `none`/HMAC.
+    .set_allowed_algs(if algs.is_empty() { vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256] } else { algs })
+    // Step 9: "now" comes from the injected clock.
+    .set_time_fn(move || now)
+    // Step 10: reject tokens issued in the future.
+    .set_issue_time_verifier_fn(move |iat| {
+        if iat > now + MAX_CLOCK_SKEW {
+            Err(format!("issued in the future ({iat}); check this computer's clock"))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+fn map_claims_error(e: ClaimsVerificationError) -> VerifyError {
+    match e {
+        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
+            VerifyError::UnknownKey
+        }
+        ClaimsVerificationError::SignatureVerification(s) => VerifyError::Invalid(format!("signature: {s}")),
+        other => VerifyError::Invalid(other.to_string()),
+    }
+}
+
+/// Validates an ID token and returns the claims Latchkey keeps.
+pub(crate) fn verify_id_token(
+    provider: &Provider,
+    client_id: &str,
+    id_token: &CoreIdToken,
+    access_token: &AccessToken,
+    nonce: NonceCheck<'_>,
+    now: DateTime<Utc>,
+) -> Result<Claims, VerifyError> {
+    let verifier = verifier(provider, client_id, now);
+    // Steps 1-3, 6-9, 11 (iss, aud, signature, alg, exp, nonce) and 10 via the iat hook.
+    let claims: &CoreIdTokenClaims = match nonce {
+        NonceCheck::Equals(n) => id_token.claims(&verifier, n),
+        NonceCheck::Refresh => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+    }
+    .map_err(map_claims_error)?;
+
+    // Steps 4-5: with several audiences an azp SHOULD be present, and a present azp MUST be us.
+    let aud: Vec<String> = claims.audiences().iter().map(|a| a.to_string()).collect();
+    match claims.authorized_party() {
+        Some(azp) if azp.as_str() != client_id => {
+            return Err(VerifyError::Invalid(format!("azp `{}` is not this client", azp.as_str())));
+        }
+        None if aud.len() > 1 => {
+            return Err(VerifyError::Invalid("several audiences but no azp".into()));
+        }
+        _ => {}
+    }
+
+    // §3.1.3.8 / §3.2.2.9: when at_hash is present it must match the access token.
+    if let Some(expected) = claims.access_token_hash() {
+        let alg = id_token
+            .signing_alg()
+            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))?;
+        let key = id_token
+            .signing_key(&verifier)
+            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))?;
+        let actual = AccessTokenHash::from_token(access_token, alg, key)
+            .map_err(|e| VerifyError::Invalid(format!("at_hash: {e}")))?;
+        if actual != *expected {
+            return Err(VerifyError::Invalid("at_hash does not match the access token".into()));
+        }
+    }
+
+    Ok(Claims {
+        sub: claims.subject().to_string(),
+        aud,
+        azp: claims.authorized_party().map(|a| a.to_string()),
+        name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+        email: claims.email().map(|e| e.to_string()),
+        email_verified: claims.email_verified(),
+        picture: claims.picture().and_then(|p| p.get(None)).map(|p| p.to_string()),
+        preferred_username: claims.preferred_username().map(|u| u.to_string()),
+    })
+}
+
+/// OIDC Core §12.2: a refreshed ID token must keep `iss` (checked by the verifier), `sub`, `aud`
+/// and `azp`.
+pub(crate) fn check_refreshed(previous: &Claims, refreshed: &Claims) -> Result<(), VerifyError> {
+    if previous.sub != refreshed.sub {
+        return Err(VerifyError::Invalid("the refreshed ID token is for a different subject".into()));
+    }
+    let mut a = previous.aud.clone();
+    let mut b = refreshed.aud.clone();
+    a.sort();
+    b.sort();
+    if a != b {
+        return Err(VerifyError::Invalid("the refreshed ID token has a different audience".into()));
+    }
+    if previous.azp.is_some() && refreshed.azp.is_some() && previous.azp != refreshed.azp {
+        return Err(VerifyError::Invalid("the refreshed ID token has a different azp".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
