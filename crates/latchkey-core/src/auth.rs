@@ -432,6 +432,7 @@ impl Latchkey {
             profile: self.config.profile.clone(),
             access_token: access.secret().clone(),
             expires_at,
+            issued_at: Some(now),
             // RFC 6749 §6: the provider MAY issue a new refresh token; otherwise keep the old one.
             refresh_token: response
                 .refresh_token()

@@ -38,6 +38,9 @@ pub(crate) struct Session {
     pub profile: String,
     pub access_token: String,
     pub expires_at: DateTime<Utc>,
+    /// When the current access token was obtained; sizes the expiry margin.
+    #[serde(default)]
+    pub issued_at: Option<DateTime<Utc>>,
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
     pub requested_scopes: Vec<String>,
@@ -76,12 +79,19 @@ impl fmt::Debug for Session {
 }
 
 /// An access token this close to expiry is treated as expired, so it is not sent and then
-/// rejected in flight.
+/// rejected in flight. Short-lived tokens use a quarter of their lifetime instead.
 pub const EXPIRY_MARGIN: Duration = Duration::seconds(30);
 
 impl Session {
+    pub(crate) fn refresh_margin(&self) -> Duration {
+        match self.issued_at {
+            Some(issued) => EXPIRY_MARGIN.min((self.expires_at - issued) / 4),
+            None => EXPIRY_MARGIN,
+        }
+    }
+
     pub(crate) fn access_token_valid(&self, now: DateTime<Utc>) -> bool {
-        now + EXPIRY_MARGIN < self.expires_at
+        now + self.refresh_margin() < self.expires_at
     }
 
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
@@ -106,6 +116,7 @@ impl Session {
             scopes: self.granted_scopes.clone(),
             requested_scopes: self.requested_scopes.clone(),
             expires_at: self.expires_at,
+            refresh_at: self.expires_at - self.refresh_margin(),
             refreshable: self.refresh_token.is_some(),
             access_token_claims: AccessTokenClaims::peek(&self.access_token),
         }
@@ -131,6 +142,9 @@ pub struct Identity {
     /// When the current access token expires (RFC 3339 in JSON).
     #[serde(serialize_with = "rfc3339")]
     pub expires_at: DateTime<Utc>,
+    /// When a refresh is due: a UI schedules its silent refresh for this moment.
+    #[serde(skip)]
+    pub refresh_at: DateTime<Utc>,
     /// Whether a refresh token is held, so the session renews without a browser.
     pub refreshable: bool,
     /// Authorization claims read from a JWT access token, for display only.
@@ -229,6 +243,7 @@ mod tests {
             profile: "default".into(),
             access_token: "AT-SECRET-VALUE".into(),
             expires_at: DateTime::from_timestamp(2_000_000_000, 0).expect("ts"),
+            issued_at: None,
             refresh_token: Some("RT-SECRET-VALUE".into()),
             id_token: Some("ID-SECRET-VALUE".into()),
             requested_scopes: vec!["openid".into(), "email".into(), "api:read".into()],
@@ -263,6 +278,14 @@ mod tests {
         let s = session();
         assert!(s.access_token_valid(s.expires_at - Duration::seconds(31)));
         assert!(!s.access_token_valid(s.expires_at - Duration::seconds(29)));
+    }
+
+    #[test]
+    fn short_lived_tokens_use_a_quarter_of_their_lifetime() {
+        let mut s = session();
+        s.issued_at = Some(s.expires_at - Duration::seconds(8));
+        assert!(s.access_token_valid(s.expires_at - Duration::seconds(3)));
+        assert!(!s.access_token_valid(s.expires_at - Duration::seconds(1)));
     }
 
     #[test]
