@@ -112,6 +112,9 @@ async function main() {
       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
     ],
     timeout: 30000,
+    // Keep Chromium off the test's D-Bus session: it would start desktop portals (noise, and a
+    // FUSE mount under XDG_RUNTIME_DIR) and could talk to the keyring under test.
+    env: { ...env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' },
   }).catch((err) => fail(`cannot launch ${CHROMIUM}: ${err.message.split('\n')[0]}`));
   const context = browser; // a persistent context owns the browser process
   const page = context.pages()[0] ?? await context.newPage();

@@ -14,7 +14,7 @@ use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, Co
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken,
-    RequestTokenError, RevocationUrl, Scope, SubjectIdentifier, TokenResponse,
+    RequestTokenError, Scope, SubjectIdentifier, TokenResponse,
 };
 use url::Url;
 
@@ -25,6 +25,7 @@ use crate::discovery::{Discovery, Provider};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{self, Pending, PendingSet};
 use crate::http::{HttpClient, HttpError};
+use openidconnect::AsyncHttpClient as _;
 use crate::loopback::LoopbackServer;
 use crate::lock;
 use crate::session::{AccessToken, Claims, Identity, Session};
@@ -656,33 +657,58 @@ impl Latchkey {
         Ok(out)
     }
 
+    /// RFC 7009 §2.1. Built by hand because `oauth2` insists on an https endpoint, and a
+    /// loopback dev provider is plain http (already limited to loopback by config validation).
     async fn revoke(&self, provider: &Provider, session: &Session) -> Result<bool> {
+        use base64::Engine as _;
+        use openidconnect::http::{Method, Request, StatusCode, header};
         let Some(endpoint) = &provider.extra().revocation_endpoint else {
             return Ok(false);
         };
-        let url = RevocationUrl::new(endpoint.clone())
-            .map_err(|e| Error::new(ErrorKind::ProviderInvalid, format!("revocation endpoint: {e}")))?;
-        // Revoking the refresh token revokes the grant (RFC 7009 §2.1); with none, revoke the
-        // access token.
-        let token = match &session.refresh_token {
-            Some(rt) => openidconnect::core::CoreRevocableToken::RefreshToken(RefreshToken::new(rt.clone())),
-            None => openidconnect::core::CoreRevocableToken::AccessToken(openidconnect::AccessToken::new(session.access_token.clone())),
+        // Revoking the refresh token revokes the grant (§2.1); with none, revoke the access token.
+        let (token, hint) = match &session.refresh_token {
+            Some(rt) => (rt.as_str(), "refresh_token"),
+            None => (session.access_token.as_str(), "access_token"),
         };
-        self.client(provider)
-            .set_revocation_url(url)
-            .revoke_token(token)
-            .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
-            .request_async(self.http()?)
+        // The serializer is not `Send`: it lives in this block only, so `logout()` stays `Send`
+        // (the app awaits it on a multi-threaded runtime).
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("token", token).append_pair("token_type_hint", hint);
+            if self.config.client_secret.is_none() {
+                // A public client identifies itself in the body (RFC 6749 §2.3).
+                form.append_pair("client_id", &self.config.client_id);
+            }
+            form.finish().into_bytes()
+        };
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(endpoint.as_str())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        // RFC 6749 §2.3.1, as the token endpoint is called.
+        if let Some(secret) = &self.config.client_secret {
+            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", enc(&self.config.client_id), enc(secret.secret())));
+            request = request.header(header::AUTHORIZATION, format!("Basic {basic}"));
+        }
+        let request = request
+            .body(body)
+            .map_err(|e| Error::new(ErrorKind::ProviderInvalid, format!("revocation endpoint: {e}")))?;
+        let response = self
+            .http()?
+            .call(request)
             .await
-            .map_err(|e| match e {
-                RequestTokenError::Request(h) => transient_http("revoking", &h),
-                RequestTokenError::ServerResponse(r) => Error::new(
-                    ErrorKind::ProviderError,
-                    format!("revoking: the provider answered {}", oauth_code(r.error())),
-                ),
-                _ => Error::new(ErrorKind::ProviderInvalid, "revoking: the provider's answer is invalid"),
-            })?;
-        Ok(true)
+            .map_err(|e| transient_http("revoking", &e))?;
+        if response.status() == StatusCode::OK {
+            return Ok(true);
+        }
+        let code = serde_json::from_slice::<serde_json::Value>(response.body())
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| format!("HTTP {}", response.status().as_u16()));
+        Err(Error::new(ErrorKind::ProviderError, format!("revoking: the provider answered {code}")))
     }
 
     /// OIDC RP-Initiated Logout 1.0 §2.

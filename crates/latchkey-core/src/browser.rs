@@ -62,9 +62,11 @@ impl BrowserLauncher for SystemBrowser {
             let Some(argv) = browser_argv(entry, url.as_str()) else { continue };
             match Command::new(&argv[0])
                 .args(&argv[1..])
+                // Detach fully: the browser may outlive us, and holding our stdout/stderr open
+                // would hang a script that captures them (`out=$(latchkey login 2>&1)`).
                 .stdin(Stdio::null())
-                // Keep the browser's chatter out of `latchkey login --json` output.
                 .stdout(Stdio::null())
+                .stderr(Stdio::null())
                 .spawn()
             {
                 Ok(mut child) => {

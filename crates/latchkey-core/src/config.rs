@@ -731,6 +731,19 @@ fn parse_duration(t: &str) -> Result<Duration, String> {
 /// Writes (or updates) the user file with the given keys, keeping everything else in it. Used by
 /// the app's first-run form after the issuer was checked by discovery.
 pub fn save_user_settings(path: &Path, issuer: &str, client_id: &str, scopes: &[String]) -> Result<()> {
+    save_user_settings_except(path, issuer, client_id, scopes, &[])
+}
+
+/// Like [`save_user_settings`], but leaves the keys named in `skip` as the file has them: the app
+/// passes the keys its form shows read-only (managed by the organization, or set by the
+/// environment), so their current values are not copied into the user file.
+pub fn save_user_settings_except(
+    path: &Path,
+    issuer: &str,
+    client_id: &str,
+    scopes: &[String],
+    skip: &[&str],
+) -> Result<()> {
     let mut doc: toml::Table = match std::fs::read_to_string(path) {
         Ok(t) => toml::from_str(&t).map_err(|e| {
             Error::config(format!("{}: {}; fix the file or remove it", path.display(), e.message()))
@@ -738,12 +751,19 @@ pub fn save_user_settings(path: &Path, issuer: &str, client_id: &str, scopes: &[
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
         Err(e) => return Err(Error::config(format!("cannot read {}: {e}", path.display()))),
     };
-    doc.insert("issuer".into(), toml::Value::String(issuer.into()));
-    doc.insert("client_id".into(), toml::Value::String(client_id.into()));
-    doc.insert(
-        "scopes".into(),
-        toml::Value::Array(scopes.iter().map(|s| toml::Value::String(s.clone())).collect()),
-    );
+    let values = [
+        ("issuer", toml::Value::String(issuer.into())),
+        ("client_id", toml::Value::String(client_id.into())),
+        (
+            "scopes",
+            toml::Value::Array(scopes.iter().map(|s| toml::Value::String(s.clone())).collect()),
+        ),
+    ];
+    for (key, value) in values {
+        if !skip.contains(&key) {
+            doc.insert(key.into(), value);
+        }
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
@@ -983,5 +1003,16 @@ mod tests {
         assert_eq!(c.issuer, "https://id.example");
         assert_eq!(c.login_timeout, Duration::from_secs(60));
         assert_eq!(c.scopes, ["openid", "email"]);
+    }
+
+    #[test]
+    fn save_except_leaves_skipped_keys_alone() {
+        let f = fixture(Some("client_id = \"mine\"\n"), Some("issuer = \"https://corp.example\"\nlocked = [\"issuer\"]\n"));
+        let path = f.paths.user_file.clone().expect("path");
+        save_user_settings_except(&path, "https://corp.example", "app", &["openid".into()], &["issuer"]).expect("save");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(!text.contains("issuer"), "{text}");
+        let c = f.resolve(Settings::default()).expect("ok");
+        assert_eq!((c.issuer.as_str(), c.client_id.as_str()), ("https://corp.example", "app"));
     }
 }

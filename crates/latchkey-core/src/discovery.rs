@@ -2,9 +2,9 @@
 //!
 //! Metadata and JWKS are cached in memory and on disk (they are public, non-secret documents) for
 //! [`CACHE_TTL`], so a `latchkey token` that needs a refresh does not pay two extra round trips.
-//! An ID token signed with a key we don't know triggers one JWKS refetch, at most once per
-//! [`JWKS_REFETCH_INTERVAL`], which follows a provider's key rotation without letting forged
-//! tokens with random `kid`s hammer the provider.
+//! An ID token signed with a key we don't know triggers a JWKS refetch: the first one at once,
+//! later ones at most once per [`JWKS_REFETCH_INTERVAL`]. That follows a provider's key rotation
+//! without letting forged tokens with random `kid`s hammer the provider.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +60,8 @@ pub(crate) struct Provider {
     pub metadata: Metadata,
     pub fetched_at: DateTime<Utc>,
     pub jwks_fetched_at: DateTime<Utc>,
+    /// When the JWKS was last fetched because of an unknown key.
+    pub jwks_refetched_at: Option<DateTime<Utc>>,
     raw_metadata: serde_json::Value,
     raw_jwks: serde_json::Value,
 }
@@ -75,6 +77,8 @@ struct CacheFile {
     issuer: String,
     fetched_at: DateTime<Utc>,
     jwks_fetched_at: DateTime<Utc>,
+    #[serde(default)]
+    jwks_refetched_at: Option<DateTime<Utc>>,
     metadata: serde_json::Value,
     jwks: serde_json::Value,
 }
@@ -129,7 +133,7 @@ impl Discovery {
     pub(crate) async fn refetch_jwks(&self, http: &HttpClient, now: DateTime<Utc>) -> Result<Option<Arc<Provider>>> {
         let mut current = self.current.lock().await;
         let Some(p) = current.as_ref() else { return Ok(None) };
-        if now - p.jwks_fetched_at < JWKS_REFETCH_INTERVAL {
+        if p.jwks_refetched_at.is_some_and(|t| now - t < JWKS_REFETCH_INTERVAL) {
             return Ok(None);
         }
         let raw_jwks = get_json(http, p.metadata.jwks_uri().as_str(), "fetching the provider's keys").await?;
@@ -137,6 +141,7 @@ impl Discovery {
         next.metadata = next.metadata.set_jwks(parse_jwks(&raw_jwks)?);
         next.raw_jwks = raw_jwks;
         next.jwks_fetched_at = now;
+        next.jwks_refetched_at = Some(now);
         let next = Arc::new(next);
         self.write_cache(&next);
         *current = Some(Arc::clone(&next));
@@ -154,6 +159,7 @@ impl Discovery {
             metadata,
             fetched_at: now,
             jwks_fetched_at: now,
+            jwks_refetched_at: None,
             raw_metadata,
             raw_jwks,
         })
@@ -172,6 +178,7 @@ impl Discovery {
             metadata: metadata.set_jwks(jwks),
             fetched_at: file.fetched_at,
             jwks_fetched_at: file.jwks_fetched_at,
+            jwks_refetched_at: file.jwks_refetched_at,
             raw_metadata: file.metadata,
             raw_jwks: file.jwks,
         })
@@ -184,6 +191,7 @@ impl Discovery {
             issuer: self.issuer.clone(),
             fetched_at: p.fetched_at,
             jwks_fetched_at: p.jwks_fetched_at,
+            jwks_refetched_at: p.jwks_refetched_at,
             metadata: p.raw_metadata.clone(),
             jwks: p.raw_jwks.clone(),
         };
@@ -330,6 +338,7 @@ mod tests {
             metadata: validate_metadata("https://id.example", &raw_metadata).expect("ok"),
             fetched_at: Utc::now(),
             jwks_fetched_at: Utc::now(),
+            jwks_refetched_at: None,
             raw_metadata,
             raw_jwks: serde_json::json!({"keys": []}),
         };
@@ -354,6 +363,7 @@ impl Provider {
             metadata,
             fetched_at: Utc::now(),
             jwks_fetched_at: Utc::now(),
+            jwks_refetched_at: None,
             raw_metadata,
             raw_jwks: serde_json::json!({"keys": []}),
         }
