@@ -134,7 +134,11 @@ fn init_logging() {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(format!("warn,latchkey={level},latchkey_core={level}"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 fn settings(g: &Global) -> Result<Settings, Error> {

@@ -181,6 +181,8 @@ impl Latchkey {
     /// Starts a sign-in that will redirect to `redirect_uri`: discovery (and its issuer check)
     /// happens here, before any browser opens. The returned URL goes to the system browser.
     pub async fn begin(&self, redirect_uri: &Url) -> Result<SignIn> {
+        // The user spends seconds in the browser; connect to the keychain meanwhile.
+        self.vault.prepare();
         let provider = self.provider().await?;
         let client = self.client(&provider);
         let redirect = RedirectUrl::from_url(redirect_uri.clone());
