@@ -34,7 +34,11 @@ use latchkey_core::config::{self, Paths, Settings, Sources};
 use latchkey_core::{Error, ErrorKind, Identity, Latchkey, Ports};
 
 #[derive(Parser, Debug)]
-#[command(name = "latchkey", version, about = "Sign in with OpenID Connect through your browser; tokens stay in the OS keychain.")]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Sign in with OpenID Connect through your browser; tokens stay in the OS keychain."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -105,7 +109,10 @@ impl latchkey_core::browser::BrowserLauncher for NoBrowser {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             say!("latchkey: cannot start: {e}");
@@ -132,8 +139,10 @@ fn init_logging() {
     let Some(level) = std::env::var("LATCHKEY_LOG").ok().filter(|l| !l.is_empty()) else {
         return;
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("warn,latchkey={level},latchkey_core={level}"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "warn,latchkey={level},latchkey_core={level}"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -153,7 +162,10 @@ fn settings(g: &Global) -> Result<Settings, Error> {
     };
     if !g.auth_params.is_empty() {
         let joined = g.auth_params.join("&");
-        s.extra_auth_params = Some(config::parse_params(&joined).map_err(|e| Error::config(format!("--auth-param: {e}")))?);
+        s.extra_auth_params = Some(
+            config::parse_params(&joined)
+                .map_err(|e| Error::config(format!("--auth-param: {e}")))?,
+        );
     }
     Ok(s)
 }
@@ -170,7 +182,10 @@ fn load(g: &Global, ports: Ports) -> Result<Latchkey, Error> {
 
 async fn run(cli: Cli) -> i32 {
     let mut ports = Ports::system();
-    if let Command::Login { no_browser: true, .. } = cli.command {
+    if let Command::Login {
+        no_browser: true, ..
+    } = cli.command
+    {
         ports.browser = Arc::new(NoBrowser);
     }
     let latchkey = match load(&cli.global, ports) {
@@ -217,7 +232,9 @@ async fn run(cli: Cli) -> i32 {
             Ok(out) => {
                 match (&out.revoked, &out.revocation_problem) {
                     (true, _) => say!("Signed out; the session was revoked at the provider."),
-                    (false, Some(p)) => say!("Signed out on this computer, but the provider was not told: {p}"),
+                    (false, Some(p)) => {
+                        say!("Signed out on this computer, but the provider was not told: {p}")
+                    }
                     (false, None) => say!("Signed out on this computer."),
                 }
                 0
@@ -253,7 +270,11 @@ fn print_identity(identity: &Identity, json: bool) -> i32 {
     out!(
         "  expires:  {}{}",
         identity.expires_at.to_rfc3339_opts(chrono_secs(), true),
-        if identity.refreshable { " (refreshes automatically)" } else { "" }
+        if identity.refreshable {
+            " (refreshes automatically)"
+        } else {
+            ""
+        }
     );
     0
 }

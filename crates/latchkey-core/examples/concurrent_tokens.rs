@@ -10,7 +10,10 @@ use latchkey_core::{Latchkey, Ports};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), latchkey_core::Error> {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100);
     let env = |k: &str| std::env::var(k).ok();
     let config = Sources::load(Settings::default(), &Paths::standard(&env), &env)?.resolve()?;
     let latchkey = Arc::new(Latchkey::new(config, Ports::system()));
@@ -28,9 +31,18 @@ async fn main() -> Result<(), latchkey_core::Error> {
                 tokens.insert(token);
             }
             Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(latchkey_core::Error::new(latchkey_core::ErrorKind::Internal, e.to_string())),
+            Err(e) => {
+                return Err(latchkey_core::Error::new(
+                    latchkey_core::ErrorKind::Internal,
+                    e.to_string(),
+                ));
+            }
         }
     }
-    println!("{n} requests, {} distinct token(s), {:.1} ms", tokens.len(), started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "{n} requests, {} distinct token(s), {:.1} ms",
+        tokens.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }

@@ -10,7 +10,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreTokenResponse, CoreUserInfoClaims};
+use openidconnect::core::{
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreTokenResponse,
+    CoreUserInfoClaims,
+};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken,
@@ -25,15 +28,25 @@ use crate::discovery::{Discovery, Provider};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{self, Pending, PendingSet};
 use crate::http::{HttpClient, HttpError};
-use openidconnect::AsyncHttpClient as _;
-use crate::loopback::LoopbackServer;
 use crate::lock;
+use crate::loopback::LoopbackServer;
 use crate::session::{AccessToken, Claims, Identity, Session};
 use crate::store::{KEYCHAIN_SERVICE, KEYCHAIN_TIMEOUT, KeyringStore, SecretStore, Vault};
 use crate::verify::{self, NonceCheck, VerifyError};
+use openidconnect::AsyncHttpClient as _;
 
-type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
-type TokenError = RequestTokenError<HttpError, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>>;
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+type TokenError = RequestTokenError<
+    HttpError,
+    openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+>;
 
 /// Access tokens whose lifetime the provider does not state are treated as living this long.
 const DEFAULT_ACCESS_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::seconds(300);
@@ -55,7 +68,9 @@ impl Ports {
         let mut store = KeyringStore::new(KEYCHAIN_SERVICE);
         // Debug builds only: force small keychain entries to exercise chunking on any OS.
         if cfg!(debug_assertions)
-            && let Some(n) = std::env::var("LATCHKEY_KEYCHAIN_CHUNK").ok().and_then(|v| v.parse().ok())
+            && let Some(n) = std::env::var("LATCHKEY_KEYCHAIN_CHUNK")
+                .ok()
+                .and_then(|v| v.parse().ok())
         {
             store = store.with_max_secret_len(n);
         }
@@ -172,7 +187,10 @@ impl Latchkey {
         CoreClient::from_provider_metadata(
             p.metadata.clone(),
             ClientId::new(self.config.client_id.clone()),
-            self.config.client_secret.as_ref().map(|s| ClientSecret::new(s.secret().to_owned())),
+            self.config
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.secret().to_owned())),
         )
     }
 
@@ -210,7 +228,9 @@ impl Latchkey {
         }
         // OIDC Core §11: offline_access is honoured only with prompt=consent, unless the
         // configuration sets its own prompt.
-        if self.config.wants_offline_access() && !self.config.extra_auth_params.contains_key("prompt") {
+        if self.config.wants_offline_access()
+            && !self.config.extra_auth_params.contains_key("prompt")
+        {
             request = request.add_prompt(CoreAuthPrompt::Consent);
         }
         for (k, v) in &self.config.extra_auth_params {
@@ -218,7 +238,9 @@ impl Latchkey {
         }
         let (url, _, _) = request.url();
         let now = self.now();
-        let expires_at = now + chrono::Duration::from_std(self.config.login_timeout).unwrap_or(chrono::Duration::minutes(5));
+        let expires_at = now
+            + chrono::Duration::from_std(self.config.login_timeout)
+                .unwrap_or(chrono::Duration::minutes(5));
         self.pending.insert(
             Pending {
                 state,
@@ -258,7 +280,11 @@ impl Latchkey {
     /// started, once, in time; then redeems the code and stores the session.
     pub async fn resume(&self, callback_url: &str) -> Result<Identity> {
         let started = Instant::now();
-        let waited_before = self.http.get().and_then(|h| h.as_ref().ok()).map(HttpClient::waited);
+        let waited_before = self
+            .http
+            .get()
+            .and_then(|h| h.as_ref().ok())
+            .map(HttpClient::waited);
         let (url, params) = flow::parse_callback(callback_url)?;
         let pending = self.pending.take(params.state.as_deref(), self.now())?;
         if !flow::same_endpoint(&url, &pending.redirect_uri) {
@@ -277,7 +303,11 @@ impl Latchkey {
                     "the sign-in response came from a different provider (iss mismatch); please sign in again",
                 ));
             }
-            None if provider.extra().authorization_response_iss_parameter_supported == Some(true) => {
+            None if provider
+                .extra()
+                .authorization_response_iss_parameter_supported
+                == Some(true) =>
+            {
                 return Err(Error::new(
                     ErrorKind::ForeignCallback,
                     "the sign-in response lacks the iss parameter the provider promises (RFC 9207); please sign in again",
@@ -288,11 +318,22 @@ impl Latchkey {
         // RFC 6749 §4.1.2.1.
         if let Some(error) = &params.error {
             let (kind, message) = if error == "access_denied" {
-                (ErrorKind::AccessDenied, "sign-in was declined at the provider".to_owned())
+                (
+                    ErrorKind::AccessDenied,
+                    "sign-in was declined at the provider".to_owned(),
+                )
             } else {
-                (ErrorKind::ProviderError, format!("the provider refused the sign-in ({error})"))
+                (
+                    ErrorKind::ProviderError,
+                    format!("the provider refused the sign-in ({error})"),
+                )
             };
-            return Err(Error::oauth(kind, message, error, params.error_description.as_deref()));
+            return Err(Error::oauth(
+                kind,
+                message,
+                error,
+                params.error_description.as_deref(),
+            ));
         }
         let Some(code) = params.code else {
             return Err(Error::new(
@@ -307,20 +348,34 @@ impl Latchkey {
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
             .set_pkce_verifier(pending.verifier)
-            .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(pending.redirect_uri.clone())))
+            .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(
+                pending.redirect_uri.clone(),
+            )))
             .request_async(http)
             .await
             .map_err(|e| token_error(&e).context("redeeming the sign-in code"))?;
 
         let session = self
-            .session_from_response(&provider, &response, NonceCheck::Equals(&pending.nonce), None)
+            .session_from_response(
+                &provider,
+                &response,
+                NonceCheck::Equals(&pending.nonce),
+                None,
+            )
             .await?;
         let session = self.with_userinfo(&client, session).await?;
-        self.vault.save(&self.session_name, session.to_bytes()).await?;
+        self.vault
+            .save(&self.session_name, session.to_bytes())
+            .await?;
 
         let total = started.elapsed();
-        let provider_wait = http.waited().saturating_sub(waited_before.unwrap_or_default());
-        *self.last_timing.lock().unwrap_or_else(|p| p.into_inner()) = Timing { total, provider: provider_wait };
+        let provider_wait = http
+            .waited()
+            .saturating_sub(waited_before.unwrap_or_default());
+        *self.last_timing.lock().unwrap_or_else(|p| p.into_inner()) = Timing {
+            total,
+            provider: provider_wait,
+        };
         tracing::info!(
             target: "latchkey::timing",
             total_ms = total.as_secs_f64() * 1e3,
@@ -339,7 +394,10 @@ impl Latchkey {
     /// The CLI's sign-in: a loopback listener, the browser, and [`resume`](Self::resume) for each
     /// request that arrives. A request for another sign-in (forged or stale) is answered with an
     /// error page and ignored; the real one can still arrive until the timeout.
-    pub async fn login_loopback(&self, notify: impl FnOnce(&SignIn, Result<()>)) -> Result<Identity> {
+    pub async fn login_loopback(
+        &self,
+        notify: impl FnOnce(&SignIn, Result<()>),
+    ) -> Result<Identity> {
         let server = LoopbackServer::bind(&self.config.redirect_uri).await?;
         let sign_in = self.begin(server.redirect_uri()).await?;
         notify(&sign_in, self.open_browser(&sign_in.url));
@@ -360,7 +418,11 @@ impl Latchkey {
             };
             match self.resume(&request.url).await {
                 Ok(identity) => {
-                    let who = identity.name.clone().or(identity.email.clone()).unwrap_or(identity.subject.clone());
+                    let who = identity
+                        .name
+                        .clone()
+                        .or(identity.email.clone())
+                        .unwrap_or(identity.subject.clone());
                     request
                         .finish(true, "Signed in", &format!("Signed in as {who}. You can close this tab and return to the terminal."))
                         .await;
@@ -373,7 +435,9 @@ impl Latchkey {
                         .await;
                 }
                 Err(e) => {
-                    request.finish(false, "Sign-in failed", &e.to_string()).await;
+                    request
+                        .finish(false, "Sign-in failed", &e.to_string())
+                        .await;
                     return Err(e);
                 }
             }
@@ -390,19 +454,29 @@ impl Latchkey {
     ) -> Result<Session> {
         // RFC 6749 §7.1 / RFC 6750: only Bearer tokens are understood; the type is
         // case-insensitive.
-        if !response.token_type().as_ref().eq_ignore_ascii_case("bearer") {
+        if !response
+            .token_type()
+            .as_ref()
+            .eq_ignore_ascii_case("bearer")
+        {
             return Err(Error::new(
                 ErrorKind::ProviderInvalid,
-                format!("the provider issued a `{}` token; only Bearer is supported", response.token_type().as_ref()),
+                format!(
+                    "the provider issued a `{}` token; only Bearer is supported",
+                    response.token_type().as_ref()
+                ),
             ));
         }
         let now = self.now();
         let access = response.access_token();
         let claims = match (response.id_token(), previous) {
             (Some(id_token), _) => {
-                let claims = self.verify_with_rotation(provider, id_token, access, nonce, now).await?;
+                let claims = self
+                    .verify_with_rotation(provider, id_token, access, nonce, now)
+                    .await?;
                 if let Some(prev) = previous {
-                    verify::check_refreshed(&prev.claims, &claims).map_err(VerifyError::into_error)?;
+                    verify::check_refreshed(&prev.claims, &claims)
+                        .map_err(VerifyError::into_error)?;
                     merge_profile(claims, &prev.claims)
                 } else {
                     claims
@@ -417,12 +491,16 @@ impl Latchkey {
                 ));
             }
         };
-        let requested = previous.map(|p| p.requested_scopes.clone()).unwrap_or_else(|| self.config.scopes.clone());
+        let requested = previous
+            .map(|p| p.requested_scopes.clone())
+            .unwrap_or_else(|| self.config.scopes.clone());
         // RFC 6749 §5.1: no `scope` means the requested scopes were granted; §6: a refresh
         // without `scope` keeps the original grant.
         let granted = match response.scopes() {
             Some(s) => s.iter().map(|s| s.to_string()).collect(),
-            None => previous.map(|p| p.granted_scopes.clone()).unwrap_or_else(|| requested.clone()),
+            None => previous
+                .map(|p| p.granted_scopes.clone())
+                .unwrap_or_else(|| requested.clone()),
         };
         let expires_at = match response.expires_in() {
             Some(d) => now + chrono::Duration::from_std(d).unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME),
@@ -441,7 +519,10 @@ impl Latchkey {
                 .refresh_token()
                 .map(|t| t.secret().clone())
                 .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
-            id_token: response.id_token().map(CoreIdToken::to_string).or_else(|| previous.and_then(|p| p.id_token.clone())),
+            id_token: response
+                .id_token()
+                .map(CoreIdToken::to_string)
+                .or_else(|| previous.and_then(|p| p.id_token.clone())),
             requested_scopes: requested,
             granted_scopes: granted,
             claims,
@@ -458,13 +539,27 @@ impl Latchkey {
         nonce: NonceCheck<'_>,
         now: DateTime<Utc>,
     ) -> Result<Claims> {
-        match verify::verify_id_token(provider, &self.config.client_id, id_token, access, nonce, now) {
+        match verify::verify_id_token(
+            provider,
+            &self.config.client_id,
+            id_token,
+            access,
+            nonce,
+            now,
+        ) {
             Err(VerifyError::UnknownKey) => {
                 let Some(fresh) = self.discovery.refetch_jwks(self.http()?, now).await? else {
                     return Err(VerifyError::UnknownKey.into_error());
                 };
-                verify::verify_id_token(&fresh, &self.config.client_id, id_token, access, nonce, now)
-                    .map_err(VerifyError::into_error)
+                verify::verify_id_token(
+                    &fresh,
+                    &self.config.client_id,
+                    id_token,
+                    access,
+                    nonce,
+                    now,
+                )
+                .map_err(VerifyError::into_error)
             }
             other => other.map_err(VerifyError::into_error),
         }
@@ -485,13 +580,21 @@ impl Latchkey {
                 U::Request(h) => transient_http("fetching your profile", &h),
                 U::ClaimsVerification(c) => Error::new(
                     ErrorKind::ProviderInvalid,
-                    format!("the provider's profile answer failed validation ({c}); sign-in rejected"),
+                    format!(
+                        "the provider's profile answer failed validation ({c}); sign-in rejected"
+                    ),
                 ),
                 U::Response(status, _, _) => Error::new(
                     ErrorKind::ProviderInvalid,
-                    format!("fetching your profile: the provider answered HTTP {}", status.as_u16()),
+                    format!(
+                        "fetching your profile: the provider answered HTTP {}",
+                        status.as_u16()
+                    ),
                 ),
-                _ => Error::new(ErrorKind::ProviderInvalid, "fetching your profile: the provider's answer is invalid"),
+                _ => Error::new(
+                    ErrorKind::ProviderInvalid,
+                    "fetching your profile: the provider's answer is invalid",
+                ),
             }
         })?;
         let c = &mut session.claims;
@@ -520,7 +623,10 @@ impl Latchkey {
             return Ok(None);
         };
         let session = Session::from_bytes(&bytes).ok_or_else(|| {
-            Error::new(ErrorKind::Keychain, "the stored session is unreadable; run `latchkey logout` and sign in again")
+            Error::new(
+                ErrorKind::Keychain,
+                "the stored session is unreadable; run `latchkey logout` and sign in again",
+            )
         })?;
         Ok(Some(session))
     }
@@ -528,7 +634,10 @@ impl Latchkey {
     fn not_signed_in(&self) -> Error {
         Error::new(
             ErrorKind::NotSignedIn,
-            format!("not signed in (profile `{}`); run `latchkey login`", self.config.profile),
+            format!(
+                "not signed in (profile `{}`); run `latchkey login`",
+                self.config.profile
+            ),
         )
     }
 
@@ -550,7 +659,10 @@ impl Latchkey {
     /// Refreshes now, even if the access token is still valid.
     pub async fn refresh(&self) -> Result<Identity> {
         let session = self.load().await?.ok_or_else(|| self.not_signed_in())?;
-        Ok(self.refresh_session(Some(&session.access_token)).await?.identity())
+        Ok(self
+            .refresh_session(Some(&session.access_token))
+            .await?
+            .identity())
     }
 
     async fn valid_session(&self) -> Result<Session> {
@@ -581,7 +693,10 @@ impl Latchkey {
                 "the session has expired and the provider issued no refresh token; run `latchkey login`",
             ));
         };
-        let provider = self.provider().await.map_err(|e| e.context("refreshing the session"))?;
+        let provider = self
+            .provider()
+            .await
+            .map_err(|e| e.context("refreshing the session"))?;
         let client = self.client(&provider);
         let result = client
             .exchange_refresh_token(&RefreshToken::new(refresh_token))
@@ -599,7 +714,11 @@ impl Latchkey {
                         ErrorKind::SessionExpired,
                         format!(
                             "the provider ended the session (invalid_grant), so it was signed out; run `latchkey login`{}",
-                            if self.config.profile == crate::config::DEFAULT_PROFILE { String::new() } else { format!(" --profile {}", self.config.profile) }
+                            if self.config.profile == crate::config::DEFAULT_PROFILE {
+                                String::new()
+                            } else {
+                                format!(" --profile {}", self.config.profile)
+                            }
                         ),
                         "invalid_grant",
                         error.description(),
@@ -650,7 +769,8 @@ impl Latchkey {
                     Err(e) => out.revocation_problem = Some(e.to_string()),
                 }
                 if !out.revoked && out.revocation_problem.is_none() {
-                    out.revocation_problem = Some("the provider offers no revocation endpoint".into());
+                    out.revocation_problem =
+                        Some("the provider offers no revocation endpoint".into());
                 }
             }
             Err(e) => out.revocation_problem = Some(e.to_string()),
@@ -676,7 +796,8 @@ impl Latchkey {
         // (the app awaits it on a multi-threaded runtime).
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("token", token).append_pair("token_type_hint", hint);
+            form.append_pair("token", token)
+                .append_pair("token_type_hint", hint);
             if self.config.client_secret.is_none() {
                 // A public client identifies itself in the body (RFC 6749 §2.3).
                 form.append_pair("client_id", &self.config.client_id);
@@ -690,14 +811,21 @@ impl Latchkey {
             .header(header::ACCEPT, "application/json");
         // RFC 6749 §2.3.1, as the token endpoint is called.
         if let Some(secret) = &self.config.client_secret {
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let basic = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", enc(&self.config.client_id), enc(secret.secret())));
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc(&self.config.client_id),
+                enc(secret.secret())
+            ));
             request = request.header(header::AUTHORIZATION, format!("Basic {basic}"));
         }
-        let request = request
-            .body(body)
-            .map_err(|e| Error::new(ErrorKind::ProviderInvalid, format!("revocation endpoint: {e}")))?;
+        let request = request.body(body).map_err(|e| {
+            Error::new(
+                ErrorKind::ProviderInvalid,
+                format!("revocation endpoint: {e}"),
+            )
+        })?;
         let response = self
             .http()?
             .call(request)
@@ -710,7 +838,10 @@ impl Latchkey {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .unwrap_or_else(|| format!("HTTP {}", response.status().as_u16()));
-        Err(Error::new(ErrorKind::ProviderError, format!("revoking: the provider answered {code}")))
+        Err(Error::new(
+            ErrorKind::ProviderError,
+            format!("revoking: the provider answered {code}"),
+        ))
     }
 
     /// OIDC RP-Initiated Logout 1.0 §2.
@@ -736,7 +867,9 @@ fn merge_profile(mut fresh: Claims, previous: &Claims) -> Claims {
     fresh.email = fresh.email.or_else(|| previous.email.clone());
     fresh.email_verified = fresh.email_verified.or(previous.email_verified);
     fresh.picture = fresh.picture.or_else(|| previous.picture.clone());
-    fresh.preferred_username = fresh.preferred_username.or_else(|| previous.preferred_username.clone());
+    fresh.preferred_username = fresh
+        .preferred_username
+        .or_else(|| previous.preferred_username.clone());
     fresh
 }
 
@@ -744,7 +877,9 @@ fn merge_profile(mut fresh: Claims, previous: &Claims) -> Claims {
 fn jwt_exp(token: &str) -> Option<DateTime<Utc>> {
     use base64::Engine as _;
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     DateTime::from_timestamp(v.get("exp")?.as_i64()?, 0)
 }
@@ -772,9 +907,15 @@ fn token_error(e: &TokenError) -> Error {
         RequestTokenError::Request(h) => transient_http("the provider could not be reached", h),
         RequestTokenError::Parse(p, _) => Error::new(
             ErrorKind::ProviderInvalid,
-            format!("the provider's token response is malformed (at `{}`)", p.path()),
+            format!(
+                "the provider's token response is malformed (at `{}`)",
+                p.path()
+            ),
         ),
-        RequestTokenError::Other(s) => Error::new(ErrorKind::ProviderInvalid, format!("the provider's token response is invalid: {s}")),
+        RequestTokenError::Other(s) => Error::new(
+            ErrorKind::ProviderInvalid,
+            format!("the provider's token response is invalid: {s}"),
+        ),
     }
 }
 

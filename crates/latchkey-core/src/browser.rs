@@ -25,7 +25,9 @@ impl SystemBrowser {
     /// Reads `$BROWSER` now.
     pub fn from_env() -> Self {
         Self {
-            browser_env: std::env::var("BROWSER").ok().filter(|s| !s.trim().is_empty()),
+            browser_env: std::env::var("BROWSER")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
         }
     }
 
@@ -59,7 +61,9 @@ impl BrowserLauncher for SystemBrowser {
         let sep = if cfg!(windows) { ';' } else { ':' };
         let mut last_error = String::from("$BROWSER is empty");
         for entry in list.split(sep) {
-            let Some(argv) = browser_argv(entry, url.as_str()) else { continue };
+            let Some(argv) = browser_argv(entry, url.as_str()) else {
+                continue;
+            };
             match Command::new(&argv[0])
                 .args(&argv[1..])
                 // Detach fully: the browser may outlive us, and holding our stdout/stderr open
@@ -105,7 +109,9 @@ mod tests {
         let b = SystemBrowser {
             browser_env: Some("/nonexistent/browser-binary".into()),
         };
-        let e = b.open(&Url::parse("https://example.com").expect("url")).expect_err("fails");
+        let e = b
+            .open(&Url::parse("https://example.com").expect("url"))
+            .expect_err("fails");
         assert!(e.contains("/nonexistent/browser-binary"), "{e}");
     }
 }

@@ -275,12 +275,19 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("LATCHKEY_PROFILE", "profile"),
     ("LATCHKEY_LOGIN_TIMEOUT", "login_timeout"),
     ("LATCHKEY_EXTRA_AUTH_PARAMS", "extra_auth_params"),
-    ("LATCHKEY_POST_LOGOUT_REDIRECT_URI", "post_logout_redirect_uri"),
+    (
+        "LATCHKEY_POST_LOGOUT_REDIRECT_URI",
+        "post_logout_redirect_uri",
+    ),
 ];
 
 impl Sources {
     /// Reads the files and environment. `flags` are the command line's settings.
-    pub fn load(flags: Settings, paths: &Paths, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+    pub fn load(
+        flags: Settings,
+        paths: &Paths,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
         let mut env_layers = Vec::new();
         for (var, key) in ENV_KEYS {
             let Some(value) = env(var).filter(|v| !v.trim().is_empty()) else {
@@ -307,7 +314,11 @@ impl Sources {
             .clone()
             .or_else(|| self.env.iter().find_map(|(_, s)| s.profile.clone()))
             .or_else(|| self.user.as_ref().and_then(|f| f.settings.profile.clone()))
-            .or_else(|| self.system.as_ref().and_then(|f| f.settings.profile.clone()))
+            .or_else(|| {
+                self.system
+                    .as_ref()
+                    .and_then(|f| f.settings.profile.clone())
+            })
             .unwrap_or_else(|| DEFAULT_PROFILE.to_owned())
     }
 
@@ -374,21 +385,27 @@ impl Sources {
                 .iter()
                 .find(|l| matches!(l.source, Source::SystemFile(_)))
                 .and_then(|l| get(&l.settings, key).map(|v| (l.source.clone(), v)));
-            if locked.contains(key) {
-                if let Some((sys_source, sys_value)) = &system {
-                    for layer in layers.iter().filter(|l| !matches!(l.source, Source::SystemFile(_))) {
-                        if let Some(v) = get(&layer.settings, key)
-                            && v != *sys_value
-                        {
-                            return Err(Error::config(format!(
-                                "`{key}` is managed by your organization in {sys_source} and cannot be changed by {}; remove it there",
-                                layer.source
-                            )));
-                        }
+            // A lock applies only to keys the managed file actually sets.
+            if locked.contains(key)
+                && let Some((sys_source, sys_value)) = &system
+            {
+                for layer in layers
+                    .iter()
+                    .filter(|l| !matches!(l.source, Source::SystemFile(_)))
+                {
+                    if let Some(v) = get(&layer.settings, key)
+                        && v != *sys_value
+                    {
+                        return Err(Error::config(format!(
+                            "`{key}` is managed by your organization in {sys_source} and cannot be changed by {}; remove it there",
+                            layer.source
+                        )));
                     }
-                    merged.values.insert(key, (sys_source.clone(), sys_value.clone()));
-                    continue;
                 }
+                merged
+                    .values
+                    .insert(key, (sys_source.clone(), sys_value.clone()));
+                continue;
             }
             if let Some((source, value)) = layers
                 .iter()
@@ -605,7 +622,8 @@ impl Merged {
         let scopes = normalize_scopes(scopes).map_err(|why| err("scopes", why))?;
 
         let redirect_uri = text("redirect_uri").unwrap_or_else(|| DEFAULT_LOOPBACK_REDIRECT.into());
-        let redirect_uri = validate_loopback_redirect(&redirect_uri).map_err(|why| err("redirect_uri", why))?;
+        let redirect_uri =
+            validate_loopback_redirect(&redirect_uri).map_err(|why| err("redirect_uri", why))?;
 
         let profile = self.profile.trim().to_owned();
         if profile.is_empty()
@@ -636,7 +654,9 @@ impl Merged {
 
         let post_logout_redirect_uri = match text("post_logout_redirect_uri") {
             None => None,
-            Some(u) => Some(Url::parse(&u).map_err(|e| err("post_logout_redirect_uri", e.to_string()))?),
+            Some(u) => {
+                Some(Url::parse(&u).map_err(|e| err("post_logout_redirect_uri", e.to_string()))?)
+            }
         };
 
         Ok(Config {
@@ -644,7 +664,9 @@ impl Merged {
             client_id,
             scopes,
             redirect_uri,
-            client_secret: text("client_secret").filter(|s| !s.is_empty()).map(ClientSecret),
+            client_secret: text("client_secret")
+                .filter(|s| !s.is_empty())
+                .map(ClientSecret),
             profile,
             login_timeout,
             extra_auth_params,
@@ -698,7 +720,10 @@ fn validate_loopback_redirect(uri: &str) -> Result<Url, String> {
 fn normalize_scopes(scopes: Vec<String>) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = vec!["openid".into()];
     for s in scopes {
-        if !s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        {
             return Err(format!("`{s}` is not a valid scope token (RFC 6749 §3.3)"));
         }
         if !out.contains(&s) {
@@ -730,7 +755,12 @@ fn parse_duration(t: &str) -> Result<Duration, String> {
 
 /// Writes (or updates) the user file with the given keys, keeping everything else in it. Used by
 /// the app's first-run form after the issuer was checked by discovery.
-pub fn save_user_settings(path: &Path, issuer: &str, client_id: &str, scopes: &[String]) -> Result<()> {
+pub fn save_user_settings(
+    path: &Path,
+    issuer: &str,
+    client_id: &str,
+    scopes: &[String],
+) -> Result<()> {
     save_user_settings_except(path, issuer, client_id, scopes, &[])
 }
 
@@ -746,17 +776,31 @@ pub fn save_user_settings_except(
 ) -> Result<()> {
     let mut doc: toml::Table = match std::fs::read_to_string(path) {
         Ok(t) => toml::from_str(&t).map_err(|e| {
-            Error::config(format!("{}: {}; fix the file or remove it", path.display(), e.message()))
+            Error::config(format!(
+                "{}: {}; fix the file or remove it",
+                path.display(),
+                e.message()
+            ))
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-        Err(e) => return Err(Error::config(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Error::config(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
     };
     let values = [
         ("issuer", toml::Value::String(issuer.into())),
         ("client_id", toml::Value::String(client_id.into())),
         (
             "scopes",
-            toml::Value::Array(scopes.iter().map(|s| toml::Value::String(s.clone())).collect()),
+            toml::Value::Array(
+                scopes
+                    .iter()
+                    .map(|s| toml::Value::String(s.clone()))
+                    .collect(),
+            ),
         ),
     ];
     for (key, value) in values {
@@ -769,7 +813,8 @@ pub fn save_user_settings_except(
             .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
     }
     let text = toml::to_string_pretty(&doc).map_err(|e| Error::internal(e.to_string()))?;
-    std::fs::write(path, text).map_err(|e| Error::config(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, text)
+        .map_err(|e| Error::config(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -822,7 +867,10 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let f = fixture(Some("issuer = \"https://id.example.com\"\nclient_id = \"app\"\n"), None);
+        let f = fixture(
+            Some("issuer = \"https://id.example.com\"\nclient_id = \"app\"\n"),
+            None,
+        );
         let c = f.resolve(Settings::default()).expect("valid");
         assert_eq!(c.scopes, ["openid", "profile", "email", "offline_access"]);
         assert_eq!(c.profile, "default");
@@ -834,21 +882,31 @@ mod tests {
     #[test]
     fn precedence_is_flags_env_user_system() {
         let mut f = fixture(
-            Some("issuer = \"https://user.example\"\nclient_id = \"user\"\nscopes = \"openid email\"\n"),
+            Some(
+                "issuer = \"https://user.example\"\nclient_id = \"user\"\nscopes = \"openid email\"\n",
+            ),
             Some("issuer = \"https://system.example\"\nclient_id = \"sys\"\nlogin_timeout = 60\n"),
         );
         let c = f.resolve(Settings::default()).expect("valid");
         assert_eq!(c.issuer, "https://user.example");
         assert_eq!(c.client_id, "user");
-        assert_eq!(c.login_timeout, Duration::from_secs(60), "system fills gaps");
+        assert_eq!(
+            c.login_timeout,
+            Duration::from_secs(60),
+            "system fills gaps"
+        );
 
-        f.env.insert("LATCHKEY_ISSUER".into(), "https://env.example".into());
-        f.env.insert("LATCHKEY_SCOPES".into(), "openid,api:read".into());
+        f.env
+            .insert("LATCHKEY_ISSUER".into(), "https://env.example".into());
+        f.env
+            .insert("LATCHKEY_SCOPES".into(), "openid,api:read".into());
         let c = f.resolve(Settings::default()).expect("valid");
         assert_eq!(c.issuer, "https://env.example");
         assert_eq!(c.scopes, ["openid", "api:read"]);
 
-        let c = f.resolve(flags_issuer("https://flag.example")).expect("valid");
+        let c = f
+            .resolve(flags_issuer("https://flag.example"))
+            .expect("valid");
         assert_eq!(c.issuer, "https://flag.example");
         assert_eq!(c.client_id, "user");
     }
@@ -861,16 +919,23 @@ mod tests {
         );
         let sources = f.load(Settings::default()).expect("load");
         assert!(sources.merged().expect("merge").is_locked("issuer"));
-        assert_eq!(f.resolve(Settings::default()).expect("ok").issuer, "https://corp.example");
+        assert_eq!(
+            f.resolve(Settings::default()).expect("ok").issuer,
+            "https://corp.example"
+        );
 
         // The same value is not a conflict.
-        f.resolve(flags_issuer("https://corp.example")).expect("same value is fine");
+        f.resolve(flags_issuer("https://corp.example"))
+            .expect("same value is fine");
 
-        let e = f.resolve(flags_issuer("https://evil.example")).expect_err("locked");
+        let e = f
+            .resolve(flags_issuer("https://evil.example"))
+            .expect_err("locked");
         assert!(e.message().contains("managed by your organization"), "{e}");
         assert!(e.message().contains("the command line"), "{e}");
 
-        f.env.insert("LATCHKEY_ISSUER".into(), "https://evil.example".into());
+        f.env
+            .insert("LATCHKEY_ISSUER".into(), "https://evil.example".into());
         let e = f.resolve(Settings::default()).expect_err("locked");
         assert!(e.message().contains("$LATCHKEY_ISSUER"), "{e}");
     }
@@ -879,7 +944,10 @@ mod tests {
     fn lock_in_user_file_is_rejected() {
         let f = fixture(Some("locked = [\"issuer\"]\n"), None);
         let e = f.load(Settings::default()).expect_err("user lock");
-        assert!(e.message().contains("only honoured in the system-wide"), "{e}");
+        assert!(
+            e.message().contains("only honoured in the system-wide"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -888,7 +956,9 @@ mod tests {
             Some("client_id = \"mine\"\n"),
             Some("issuer = \"https://corp.example\"\nclient_id = \"corp\"\nlocked = [\"*\"]\n"),
         );
-        let e = f.resolve(Settings::default()).expect_err("client_id locked");
+        let e = f
+            .resolve(Settings::default())
+            .expect_err("client_id locked");
         assert!(e.message().contains("`client_id`"), "{e}");
     }
 
@@ -929,7 +999,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_source() {
-        let f = fixture(Some("issuer = \"http://id.example.com\"\nclient_id = \"a\"\n"), None);
+        let f = fixture(
+            Some("issuer = \"http://id.example.com\"\nclient_id = \"a\"\n"),
+            None,
+        );
         let e = f.resolve(Settings::default()).expect_err("bad issuer");
         assert!(e.message().starts_with("`issuer` from "), "{e}");
         assert!(e.message().contains("user.toml"), "{e}");
@@ -959,11 +1032,21 @@ mod tests {
 
     #[test]
     fn extra_params_parse_and_reserved_are_rejected() {
-        let mut f = fixture(Some("issuer = \"https://id.example\"\nclient_id = \"a\"\n"), None);
-        f.env.insert("LATCHKEY_EXTRA_AUTH_PARAMS".into(), "prompt=login&audience=https%3A%2F%2Fapi".into());
+        let mut f = fixture(
+            Some("issuer = \"https://id.example\"\nclient_id = \"a\"\n"),
+            None,
+        );
+        f.env.insert(
+            "LATCHKEY_EXTRA_AUTH_PARAMS".into(),
+            "prompt=login&audience=https%3A%2F%2Fapi".into(),
+        );
         let c = f.resolve(Settings::default()).expect("ok");
-        assert_eq!(c.extra_auth_params.get("audience").map(String::as_str), Some("https://api"));
-        f.env.insert("LATCHKEY_EXTRA_AUTH_PARAMS".into(), "state=x".into());
+        assert_eq!(
+            c.extra_auth_params.get("audience").map(String::as_str),
+            Some("https://api")
+        );
+        f.env
+            .insert("LATCHKEY_EXTRA_AUTH_PARAMS".into(), "state=x".into());
         let e = f.resolve(Settings::default()).expect_err("reserved");
         assert!(e.message().contains("`state`"), "{e}");
         assert!(parse_params("novalue").is_err());
@@ -987,7 +1070,9 @@ mod tests {
     #[test]
     fn client_secret_is_redacted_in_debug() {
         let f = fixture(
-            Some("issuer = \"https://id.example\"\nclient_id = \"a\"\nclient_secret = \"s3cr3t-value\"\n"),
+            Some(
+                "issuer = \"https://id.example\"\nclient_id = \"a\"\nclient_secret = \"s3cr3t-value\"\n",
+            ),
             None,
         );
         let c = f.resolve(Settings::default()).expect("ok");
@@ -998,7 +1083,13 @@ mod tests {
     fn save_keeps_other_keys() {
         let f = fixture(Some("login_timeout = 60\n"), None);
         let path = f.paths.user_file.clone().expect("path");
-        save_user_settings(&path, "https://id.example", "app", &["openid".into(), "email".into()]).expect("save");
+        save_user_settings(
+            &path,
+            "https://id.example",
+            "app",
+            &["openid".into(), "email".into()],
+        )
+        .expect("save");
         let c = f.resolve(Settings::default()).expect("ok");
         assert_eq!(c.issuer, "https://id.example");
         assert_eq!(c.login_timeout, Duration::from_secs(60));
@@ -1007,12 +1098,25 @@ mod tests {
 
     #[test]
     fn save_except_leaves_skipped_keys_alone() {
-        let f = fixture(Some("client_id = \"mine\"\n"), Some("issuer = \"https://corp.example\"\nlocked = [\"issuer\"]\n"));
+        let f = fixture(
+            Some("client_id = \"mine\"\n"),
+            Some("issuer = \"https://corp.example\"\nlocked = [\"issuer\"]\n"),
+        );
         let path = f.paths.user_file.clone().expect("path");
-        save_user_settings_except(&path, "https://corp.example", "app", &["openid".into()], &["issuer"]).expect("save");
+        save_user_settings_except(
+            &path,
+            "https://corp.example",
+            "app",
+            &["openid".into()],
+            &["issuer"],
+        )
+        .expect("save");
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(!text.contains("issuer"), "{text}");
         let c = f.resolve(Settings::default()).expect("ok");
-        assert_eq!((c.issuer.as_str(), c.client_id.as_str()), ("https://corp.example", "app"));
+        assert_eq!(
+            (c.issuer.as_str(), c.client_id.as_str()),
+            ("https://corp.example", "app")
+        );
     }
 }

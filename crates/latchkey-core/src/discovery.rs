@@ -92,7 +92,10 @@ pub(crate) struct Discovery {
 }
 
 fn unreachable(what: &str, e: HttpError) -> Error {
-    Error::new(ErrorKind::ProviderUnreachable, format!("{what}: {e}; check your network and try again"))
+    Error::new(
+        ErrorKind::ProviderUnreachable,
+        format!("{what}: {e}; check your network and try again"),
+    )
 }
 
 fn invalid(message: String) -> Error {
@@ -117,7 +120,10 @@ impl Discovery {
         if let Some(p) = current.as_ref().filter(|p| now - p.fetched_at < CACHE_TTL) {
             return Ok(Arc::clone(p));
         }
-        if let Some(p) = self.read_cache().filter(|p| now - p.fetched_at < CACHE_TTL && now >= p.fetched_at) {
+        if let Some(p) = self
+            .read_cache()
+            .filter(|p| now - p.fetched_at < CACHE_TTL && now >= p.fetched_at)
+        {
             let p = Arc::new(p);
             *current = Some(Arc::clone(&p));
             return Ok(p);
@@ -130,13 +136,26 @@ impl Discovery {
 
     /// Fetches the JWKS again after an unknown key was seen. Returns `None` when the last fetch
     /// was too recent.
-    pub(crate) async fn refetch_jwks(&self, http: &HttpClient, now: DateTime<Utc>) -> Result<Option<Arc<Provider>>> {
+    pub(crate) async fn refetch_jwks(
+        &self,
+        http: &HttpClient,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<Provider>>> {
         let mut current = self.current.lock().await;
-        let Some(p) = current.as_ref() else { return Ok(None) };
-        if p.jwks_refetched_at.is_some_and(|t| now - t < JWKS_REFETCH_INTERVAL) {
+        let Some(p) = current.as_ref() else {
+            return Ok(None);
+        };
+        if p.jwks_refetched_at
+            .is_some_and(|t| now - t < JWKS_REFETCH_INTERVAL)
+        {
             return Ok(None);
         }
-        let raw_jwks = get_json(http, p.metadata.jwks_uri().as_str(), "fetching the provider's keys").await?;
+        let raw_jwks = get_json(
+            http,
+            p.metadata.jwks_uri().as_str(),
+            "fetching the provider's keys",
+        )
+        .await?;
         let mut next = (**p).clone();
         next.metadata = next.metadata.set_jwks(parse_jwks(&raw_jwks)?);
         next.raw_jwks = raw_jwks;
@@ -150,10 +169,18 @@ impl Discovery {
 
     async fn fetch(&self, http: &HttpClient, now: DateTime<Utc>) -> Result<Provider> {
         // OIDC Discovery §4: the well-known path is appended after removing a trailing slash.
-        let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
         let raw_metadata = get_json(http, &url, "fetching the provider's configuration").await?;
         let metadata = validate_metadata(&self.issuer, &raw_metadata)?;
-        let raw_jwks = get_json(http, metadata.jwks_uri().as_str(), "fetching the provider's keys").await?;
+        let raw_jwks = get_json(
+            http,
+            metadata.jwks_uri().as_str(),
+            "fetching the provider's keys",
+        )
+        .await?;
         let metadata = metadata.set_jwks(parse_jwks(&raw_jwks)?);
         Ok(Provider {
             metadata,
@@ -199,7 +226,10 @@ impl Discovery {
             let dir = path.parent().ok_or(std::io::ErrorKind::NotFound)?;
             std::fs::create_dir_all(dir)?;
             let tmp = tempfile_path(path);
-            std::fs::write(&tmp, serde_json::to_vec(&file).map_err(std::io::Error::other)?)?;
+            std::fs::write(
+                &tmp,
+                serde_json::to_vec(&file).map_err(std::io::Error::other)?,
+            )?;
             std::fs::rename(&tmp, path)
         })();
         if let Err(e) = result {
@@ -209,13 +239,20 @@ impl Discovery {
 }
 
 fn tempfile_path(path: &std::path::Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".{}.tmp", std::process::id()));
     path.with_file_name(name)
 }
 
 /// GETs a JSON document. Redirects are not followed (see [`crate::http`]).
-pub(crate) async fn get_json(http: &HttpClient, url: &str, what: &str) -> Result<serde_json::Value> {
+pub(crate) async fn get_json(
+    http: &HttpClient,
+    url: &str,
+    what: &str,
+) -> Result<serde_json::Value> {
     let request = openidconnect::http::Request::builder()
         .method(openidconnect::http::Method::GET)
         .uri(url)
@@ -251,14 +288,19 @@ pub(crate) fn validate_metadata(issuer: &str, raw: &serde_json::Value) -> Result
         )));
     }
     if metadata.token_endpoint().is_none() {
-        return Err(invalid("the provider's configuration has no token_endpoint".into()));
+        return Err(invalid(
+            "the provider's configuration has no token_endpoint".into(),
+        ));
     }
     // RFC 9700 §2.1.1: PKCE with S256. A provider that lists methods without S256 would ignore it.
-    if let Some(methods) = &metadata.additional_metadata().code_challenge_methods_supported
+    if let Some(methods) = &metadata
+        .additional_metadata()
+        .code_challenge_methods_supported
         && !methods.iter().any(|m| m == "S256")
     {
         return Err(invalid(
-            "the provider does not support PKCE with S256 (code_challenge_methods_supported)".into(),
+            "the provider does not support PKCE with S256 (code_challenge_methods_supported)"
+                .into(),
         ));
     }
     // An https issuer must not hand out plain-http endpoints.
@@ -272,11 +314,40 @@ pub(crate) fn validate_metadata(issuer: &str, raw: &serde_json::Value) -> Result
             extra.revocation_endpoint.as_deref(),
             extra.end_session_endpoint.as_deref(),
         ];
-        if let Some(bad) = endpoints.into_iter().flatten().find(|e| !e.starts_with("https:")) {
-            return Err(invalid(format!("the provider's endpoint `{bad}` is not https")));
+        if let Some(bad) = endpoints
+            .into_iter()
+            .flatten()
+            .find(|e| !e.starts_with("https:"))
+        {
+            return Err(invalid(format!(
+                "the provider's endpoint `{bad}` is not https"
+            )));
         }
     }
     Ok(metadata)
+}
+
+#[cfg(test)]
+impl Provider {
+    /// A provider built from raw metadata and a key set, for unit tests.
+    pub(crate) fn for_tests(raw_metadata: serde_json::Value, jwks: CoreJsonWebKeySet) -> Self {
+        let issuer = raw_metadata["issuer"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let metadata = match validate_metadata(&issuer, &raw_metadata) {
+            Ok(m) => m.set_jwks(jwks),
+            Err(e) => panic!("test metadata invalid: {e}"),
+        };
+        Self {
+            metadata,
+            fetched_at: Utc::now(),
+            jwks_fetched_at: Utc::now(),
+            jwks_refetched_at: None,
+            raw_metadata,
+            raw_jwks: serde_json::json!({"keys": []}),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -301,7 +372,8 @@ mod tests {
     #[test]
     fn exact_issuer_match_is_required() {
         assert!(validate_metadata("https://id.example", &raw("https://id.example")).is_ok());
-        let e = validate_metadata("https://id.example/", &raw("https://id.example")).expect_err("slash");
+        let e = validate_metadata("https://id.example/", &raw("https://id.example"))
+            .expect_err("slash");
         assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
         assert!(e.message().contains("says its issuer is"), "{e}");
         assert!(validate_metadata("https://evil.example", &raw("https://id.example")).is_err());
@@ -310,8 +382,15 @@ mod tests {
     #[test]
     fn extra_fields_are_read() {
         let m = validate_metadata("https://id.example", &raw("https://id.example")).expect("ok");
-        assert_eq!(m.additional_metadata().authorization_response_iss_parameter_supported, Some(true));
-        assert_eq!(m.additional_metadata().revocation_endpoint.as_deref(), Some("https://id.example/revoke"));
+        assert_eq!(
+            m.additional_metadata()
+                .authorization_response_iss_parameter_supported,
+            Some(true)
+        );
+        assert_eq!(
+            m.additional_metadata().revocation_endpoint.as_deref(),
+            Some("https://id.example/revoke")
+        );
     }
 
     #[test]
@@ -347,25 +426,5 @@ mod tests {
         assert_eq!(back.metadata.issuer().as_str(), "https://id.example");
         let other = Discovery::new("https://other.example", Some(dir.path().to_path_buf()));
         assert!(other.read_cache().is_none());
-    }
-}
-
-#[cfg(test)]
-impl Provider {
-    /// A provider built from raw metadata and a key set, for unit tests.
-    pub(crate) fn for_tests(raw_metadata: serde_json::Value, jwks: CoreJsonWebKeySet) -> Self {
-        let issuer = raw_metadata["issuer"].as_str().unwrap_or_default().to_owned();
-        let metadata = match validate_metadata(&issuer, &raw_metadata) {
-            Ok(m) => m.set_jwks(jwks),
-            Err(e) => panic!("test metadata invalid: {e}"),
-        };
-        Self {
-            metadata,
-            fetched_at: Utc::now(),
-            jwks_fetched_at: Utc::now(),
-            jwks_refetched_at: None,
-            raw_metadata,
-            raw_jwks: serde_json::json!({"keys": []}),
-        }
     }
 }

@@ -43,7 +43,9 @@ fn foreign(message: &str) -> Error {
 /// included more than once), as is anything that isn't a URL.
 pub(crate) fn parse_callback(url: &str) -> Result<(Url, CallbackParams)> {
     if url.len() > 16 * 1024 {
-        return Err(foreign("the sign-in link is too long to be genuine; please sign in again"));
+        return Err(foreign(
+            "the sign-in link is too long to be genuine; please sign in again",
+        ));
     }
     let url = Url::parse(url.trim())
         .map_err(|_| foreign("the sign-in link is malformed; please sign in again"))?;
@@ -185,8 +187,10 @@ mod tests {
 
     #[test]
     fn parses_code_state_iss() {
-        let (url, p) =
-            parse_callback("com.example.latchkey:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fid.example").expect("ok");
+        let (url, p) = parse_callback(
+            "com.example.latchkey:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fid.example",
+        )
+        .expect("ok");
         assert_eq!(url.scheme(), "com.example.latchkey");
         assert_eq!(p.code.as_deref(), Some("abc"));
         assert_eq!(p.state.as_deref(), Some("xyz"));
@@ -205,7 +209,8 @@ mod tests {
 
     #[test]
     fn rejects_repeated_parameters_and_garbage() {
-        let e = parse_callback("com.example.latchkey:/callback?code=a&code=b&state=s").expect_err("dup");
+        let e = parse_callback("com.example.latchkey:/callback?code=a&code=b&state=s")
+            .expect_err("dup");
         assert_eq!(e.kind(), ErrorKind::ForeignCallback);
         assert!(parse_callback("not a url at all").is_err());
         assert!(parse_callback(&format!("x:/c?code={}", "a".repeat(20_000))).is_err());
@@ -216,7 +221,10 @@ mod tests {
     fn debug_redacts_code_and_state() {
         let (_, p) = parse_callback("x:/c?code=SECRETCODE&state=SECRETSTATE").expect("ok");
         let d = format!("{p:?}");
-        assert!(!d.contains("SECRETCODE") && !d.contains("SECRETSTATE"), "{d}");
+        assert!(
+            !d.contains("SECRETCODE") && !d.contains("SECRETSTATE"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -225,7 +233,10 @@ mod tests {
         set.insert(pending("good-state", now() + Duration::minutes(5)), now());
         let e = set.take(Some("bad-state"), now()).expect_err("forged");
         assert_eq!(e.kind(), ErrorKind::ForeignCallback);
-        assert!(set.is_waiting(now()), "a forged callback must not cancel the real sign-in");
+        assert!(
+            set.is_waiting(now()),
+            "a forged callback must not cancel the real sign-in"
+        );
         assert!(set.take(Some("good-state"), now()).is_ok());
         let e = set.take(Some("good-state"), now()).expect_err("replay");
         assert_eq!(e.kind(), ErrorKind::ForeignCallback);
@@ -236,7 +247,10 @@ mod tests {
     fn missing_state_is_rejected() {
         let set = PendingSet::default();
         set.insert(pending("s", now() + Duration::minutes(5)), now());
-        assert_eq!(set.take(None, now()).expect_err("none").kind(), ErrorKind::ForeignCallback);
+        assert_eq!(
+            set.take(None, now()).expect_err("none").kind(),
+            ErrorKind::ForeignCallback
+        );
     }
 
     #[test]
@@ -244,7 +258,10 @@ mod tests {
         let set = PendingSet::default();
         set.insert(pending("s", now() + Duration::minutes(5)), now());
         let later = now() + Duration::minutes(6);
-        assert_eq!(set.take(Some("s"), later).expect_err("late").kind(), ErrorKind::TimedOut);
+        assert_eq!(
+            set.take(Some("s"), later).expect_err("late").kind(),
+            ErrorKind::TimedOut
+        );
         assert!(!set.is_waiting(now()));
     }
 
@@ -252,7 +269,10 @@ mod tests {
     fn oldest_is_dropped_beyond_capacity() {
         let set = PendingSet::default();
         for i in 0..=MAX_PENDING {
-            set.insert(pending(&format!("s{i}"), now() + Duration::minutes(5)), now());
+            set.insert(
+                pending(&format!("s{i}"), now() + Duration::minutes(5)),
+                now(),
+            );
         }
         assert!(set.take(Some("s0"), now()).is_err());
         assert!(set.take(Some(&format!("s{MAX_PENDING}")), now()).is_ok());

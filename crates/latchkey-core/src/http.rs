@@ -33,7 +33,9 @@ pub enum HttpError {
     Connect { host: String, reason: String },
     #[error("{host} answered HTTP {status}, a server error")]
     ServerError { host: String, status: u16 },
-    #[error("{host} answered with a redirect to elsewhere, which is not followed on back-channel calls")]
+    #[error(
+        "{host} answered with a redirect to elsewhere, which is not followed on back-channel calls"
+    )]
     Redirect { host: String },
     #[error("{host} sent a response larger than {MAX_BODY} bytes")]
     TooLarge { host: String },

@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 pub mod browser;
 pub mod clock;
 pub mod config;
@@ -45,7 +46,6 @@ pub mod loopback;
 mod session;
 pub mod store;
 mod verify;
-mod auth;
 
 pub use auth::{Latchkey, Logout, Ports, SignIn, Timing};
 pub use discovery::ExtraMetadata;

@@ -19,16 +19,17 @@ pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) async fn acquire(path: &Path, wait: Duration) -> Result<RefreshLock> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::internal(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
     }
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::internal(format!("cannot open the lock file {}: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::internal(format!("cannot open the lock file {}: {e}", path.display()))
+        })?;
     let started = Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
@@ -62,9 +63,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("x.lock");
         let held = acquire(&path, LOCK_WAIT).await.expect("first");
-        let e = acquire(&path, Duration::from_millis(100)).await.expect_err("held");
+        let e = acquire(&path, Duration::from_millis(100))
+            .await
+            .expect_err("held");
         assert!(e.message().contains("too long"), "{e}");
         drop(held);
-        acquire(&path, Duration::from_millis(100)).await.expect("released");
+        acquire(&path, Duration::from_millis(100))
+            .await
+            .expect("released");
     }
 }

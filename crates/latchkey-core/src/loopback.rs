@@ -41,11 +41,13 @@ impl LoopbackServer {
             _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
         };
         let port = configured.port().unwrap_or(0);
-        let listener = TcpListener::bind(SocketAddr::new(ip, port)).await.map_err(|e| {
-            Error::internal(format!(
-                "cannot listen on {ip}:{port} for the sign-in redirect: {e}"
-            ))
-        })?;
+        let listener = TcpListener::bind(SocketAddr::new(ip, port))
+            .await
+            .map_err(|e| {
+                Error::internal(format!(
+                    "cannot listen on {ip}:{port} for the sign-in redirect: {e}"
+                ))
+            })?;
         let actual = listener
             .local_addr()
             .map_err(|e| Error::internal(format!("cannot read the listener address: {e}")))?;
@@ -130,7 +132,12 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, title: &str, detail: &str) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    title: &str,
+    detail: &str,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
@@ -163,8 +170,12 @@ mod tests {
 
     async fn get(addr: &Url, path: &str) -> String {
         let host = addr.host_str().expect("host");
-        let mut s = TcpStream::connect((host, addr.port().expect("port"))).await.expect("connect");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.expect("write");
+        let mut s = TcpStream::connect((host, addr.port().expect("port")))
+            .await
+            .expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
         let mut out = String::new();
         s.read_to_string(&mut out).await.expect("read");
         out
@@ -172,7 +183,9 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_callback_and_ignores_other_paths() {
-        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url")).await.expect("bind");
+        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
+            .await
+            .expect("bind");
         let uri = server.redirect_uri().clone();
         assert_ne!(uri.port(), Some(0));
         let client = tokio::spawn({
@@ -184,8 +197,15 @@ mod tests {
             }
         });
         let req = server.next().await.expect("callback");
-        assert_eq!(req.url, format!("http://127.0.0.1:{}/callback?code=c&state=s", uri.port().expect("port")));
-        req.finish(true, "Signed in <ok>", "You can close this tab.").await;
+        assert_eq!(
+            req.url,
+            format!(
+                "http://127.0.0.1:{}/callback?code=c&state=s",
+                uri.port().expect("port")
+            )
+        );
+        req.finish(true, "Signed in <ok>", "You can close this tab.")
+            .await;
         let (not_found, ok) = client.await.expect("join");
         assert!(not_found.starts_with("HTTP/1.1 404"), "{not_found}");
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
@@ -195,7 +215,16 @@ mod tests {
 
     #[tokio::test]
     async fn binds_loopback_only() {
-        let server = LoopbackServer::bind(&Url::parse("http://localhost/cb").expect("url")).await.expect("bind");
-        assert!(server.listener.local_addr().expect("addr").ip().is_loopback());
+        let server = LoopbackServer::bind(&Url::parse("http://localhost/cb").expect("url"))
+            .await
+            .expect("bind");
+        assert!(
+            server
+                .listener
+                .local_addr()
+                .expect("addr")
+                .ip()
+                .is_loopback()
+        );
     }
 }

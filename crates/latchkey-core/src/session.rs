@@ -70,7 +70,10 @@ impl fmt::Debug for Session {
             .field("profile", &self.profile)
             .field("access_token", &"[redacted]")
             .field("expires_at", &self.expires_at)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .field("granted_scopes", &self.granted_scopes)
             .field("claims", &self.claims)
@@ -194,7 +197,11 @@ impl AccessTokenClaims {
         let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         let list = |key: &str| -> Vec<String> {
             match value.get(key) {
-                Some(serde_json::Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                Some(serde_json::Value::String(s)) => s
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 Some(serde_json::Value::Array(a)) => a
                     .iter()
                     .filter_map(|v| v.as_str().map(str::to_owned))
@@ -265,7 +272,10 @@ mod tests {
             assert!(!debug.contains(secret), "{debug}");
             assert!(!identity.contains(secret), "{identity}");
         }
-        assert!(identity.contains("\"expires_at\":\"2033-05-18T03:33:20Z\""), "{identity}");
+        assert!(
+            identity.contains("\"expires_at\":\"2033-05-18T03:33:20Z\""),
+            "{identity}"
+        );
     }
 
     #[test]
@@ -305,7 +315,10 @@ mod tests {
     fn scope_descriptions() {
         let mut custom = BTreeMap::new();
         custom.insert("api:read".to_string(), "Read your data".to_string());
-        assert_eq!(describe_scope("api:read", &custom).as_deref(), Some("Read your data"));
+        assert_eq!(
+            describe_scope("api:read", &custom).as_deref(),
+            Some("Read your data")
+        );
         assert!(describe_scope("email", &custom).is_some());
         assert_eq!(describe_scope("unknown", &custom), None);
     }

@@ -131,7 +131,9 @@ impl SecretStore for KeyringStore {
     }
 
     fn prepare(&self) {
-        let _ = self.store.get_or_init(|| imp::open().map_err(map_keyring_error));
+        let _ = self
+            .store
+            .get_or_init(|| imp::open().map_err(map_keyring_error));
     }
 }
 
@@ -327,7 +329,9 @@ impl Vault {
             let max = store.max_secret_len();
             let head_len = MAGIC.len() + 1 + generation.len() + 4 + 1;
             if max <= head_len + 16 {
-                return Err(Error::internal("keychain entries are too small to hold a session"));
+                return Err(Error::internal(
+                    "keychain entries are too small to hold a session",
+                ));
             }
             let first_len = (max - head_len).min(data.len());
             let rest = &data[first_len..];
@@ -396,7 +400,11 @@ mod tests {
         let data: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
         vault.save("s", data.clone()).await.expect("save");
         assert_eq!(vault.load("s").await.expect("load"), Some(data));
-        assert_eq!(store.names().len(), 7, "16 KiB needs 7 entries of 2560 bytes");
+        assert_eq!(
+            store.names().len(),
+            7,
+            "16 KiB needs 7 entries of 2560 bytes"
+        );
     }
 
     #[tokio::test]
@@ -406,7 +414,12 @@ mod tests {
         let first = store.names();
         vault.save("s", vec![b'b'; 700]).await.expect("save");
         let second = store.names();
-        assert!(first.iter().filter(|n| *n != "s").all(|n| !second.contains(n)));
+        assert!(
+            first
+                .iter()
+                .filter(|n| *n != "s")
+                .all(|n| !second.contains(n))
+        );
         assert_eq!(vault.load("s").await.expect("load"), Some(vec![b'b'; 700]));
         assert!(vault.delete("s").await.expect("delete"));
         assert!(store.names().is_empty());

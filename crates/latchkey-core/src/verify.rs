@@ -5,7 +5,9 @@
 //! `azp`, `iat`, `at_hash` and the refresh comparisons.
 
 use chrono::{DateTime, Duration, Utc};
-use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
     AccessToken, AccessTokenHash, ClaimsVerificationError, ClientId, Nonce,
     SignatureVerificationError,
@@ -63,7 +65,11 @@ impl VerifyError {
     }
 }
 
-fn verifier<'a>(provider: &'a Provider, client_id: &str, now: DateTime<Utc>) -> CoreIdTokenVerifier<'a> {
+fn verifier<'a>(
+    provider: &'a Provider,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> CoreIdTokenVerifier<'a> {
     let advertised = provider.metadata.id_token_signing_alg_values_supported();
     let algs: Vec<CoreJwsSigningAlgorithm> = SUPPORTED_ALGS
         .iter()
@@ -76,13 +82,19 @@ fn verifier<'a>(provider: &'a Provider, client_id: &str, now: DateTime<Utc>) -> 
         provider.metadata.jwks().clone(),
     )
     // §3.1.3.7 step 7: RS256 by default, or what the provider advertises, minus `none`/HMAC.
-    .set_allowed_algs(if algs.is_empty() { vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256] } else { algs })
+    .set_allowed_algs(if algs.is_empty() {
+        vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
+    } else {
+        algs
+    })
     // Step 9: "now" comes from the injected clock.
     .set_time_fn(move || now)
     // Step 10: reject tokens issued in the future.
     .set_issue_time_verifier_fn(move |iat| {
         if iat > now + MAX_CLOCK_SKEW {
-            Err(format!("issued in the future ({iat}); check this computer's clock"))
+            Err(format!(
+                "issued in the future ({iat}); check this computer's clock"
+            ))
         } else {
             Ok(())
         }
@@ -91,10 +103,12 @@ fn verifier<'a>(provider: &'a Provider, client_id: &str, now: DateTime<Utc>) -> 
 
 fn map_claims_error(e: ClaimsVerificationError) -> VerifyError {
     match e {
-        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
-            VerifyError::UnknownKey
+        ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        ) => VerifyError::UnknownKey,
+        ClaimsVerificationError::SignatureVerification(s) => {
+            VerifyError::Invalid(format!("signature: {s}"))
         }
-        ClaimsVerificationError::SignatureVerification(s) => VerifyError::Invalid(format!("signature: {s}")),
         other => VerifyError::Invalid(other.to_string()),
     }
 }
@@ -120,7 +134,10 @@ pub(crate) fn verify_id_token(
     let aud: Vec<String> = claims.audiences().iter().map(|a| a.to_string()).collect();
     match claims.authorized_party() {
         Some(azp) if azp.as_str() != client_id => {
-            return Err(VerifyError::Invalid(format!("azp `{}` is not this client", azp.as_str())));
+            return Err(VerifyError::Invalid(format!(
+                "azp `{}` is not this client",
+                azp.as_str()
+            )));
         }
         None if aud.len() > 1 => {
             return Err(VerifyError::Invalid("several audiences but no azp".into()));
@@ -139,7 +156,9 @@ pub(crate) fn verify_id_token(
         let actual = AccessTokenHash::from_token(access_token, alg, key)
             .map_err(|e| VerifyError::Invalid(format!("at_hash: {e}")))?;
         if actual != *expected {
-            return Err(VerifyError::Invalid("at_hash does not match the access token".into()));
+            return Err(VerifyError::Invalid(
+                "at_hash does not match the access token".into(),
+            ));
         }
     }
 
@@ -147,10 +166,16 @@ pub(crate) fn verify_id_token(
         sub: claims.subject().to_string(),
         aud,
         azp: claims.authorized_party().map(|a| a.to_string()),
-        name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+        name: claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.to_string()),
         email: claims.email().map(|e| e.to_string()),
         email_verified: claims.email_verified(),
-        picture: claims.picture().and_then(|p| p.get(None)).map(|p| p.to_string()),
+        picture: claims
+            .picture()
+            .and_then(|p| p.get(None))
+            .map(|p| p.to_string()),
         preferred_username: claims.preferred_username().map(|u| u.to_string()),
     })
 }
@@ -159,17 +184,23 @@ pub(crate) fn verify_id_token(
 /// and `azp`.
 pub(crate) fn check_refreshed(previous: &Claims, refreshed: &Claims) -> Result<(), VerifyError> {
     if previous.sub != refreshed.sub {
-        return Err(VerifyError::Invalid("the refreshed ID token is for a different subject".into()));
+        return Err(VerifyError::Invalid(
+            "the refreshed ID token is for a different subject".into(),
+        ));
     }
     let mut a = previous.aud.clone();
     let mut b = refreshed.aud.clone();
     a.sort();
     b.sort();
     if a != b {
-        return Err(VerifyError::Invalid("the refreshed ID token has a different audience".into()));
+        return Err(VerifyError::Invalid(
+            "the refreshed ID token has a different audience".into(),
+        ));
     }
     if previous.azp.is_some() && refreshed.azp.is_some() && previous.azp != refreshed.azp {
-        return Err(VerifyError::Invalid("the refreshed ID token has a different azp".into()));
+        return Err(VerifyError::Invalid(
+            "the refreshed ID token has a different azp".into(),
+        ));
     }
     Ok(())
 }

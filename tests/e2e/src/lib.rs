@@ -20,7 +20,10 @@ pub const SCOPES: &str = "openid profile email offline_access api:read";
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The CLI under test: `$LATCHKEY_BIN`, or the workspace's debug build.
@@ -28,16 +31,23 @@ pub fn latchkey_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("LATCHKEY_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     let bin = target.join("debug").join("latchkey");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p latchkey-cli` (tests/run does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p latchkey-cli` (tests/run does)",
+        bin.display()
+    );
     bin
 }
 
 /// Fails early, with the fix, when the environment isn't the test one.
 pub fn require_environment() {
     assert!(
-        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() && std::env::var_os("LATCHKEY_IN_KEYRING").is_some(),
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+            && std::env::var_os("LATCHKEY_IN_KEYRING").is_some(),
         "end-to-end tests need the private keyring session: run them through tests/run"
     );
     assert!(
@@ -83,9 +93,19 @@ impl Provider {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("the dev provider did not start; see {}", log.display()));
-        let issuer = line.strip_prefix("READY ").expect("READY line").trim().to_owned();
+        let issuer = line
+            .strip_prefix("READY ")
+            .expect("READY line")
+            .trim()
+            .to_owned();
         let port = issuer.rsplit(':').next().unwrap().parse().unwrap();
-        Self { child, issuer, port, log, _dir: dir }
+        Self {
+            child,
+            issuer,
+            port,
+            log,
+            _dir: dir,
+        }
     }
 
     pub fn get(&self, path: &str) -> Value {
@@ -101,15 +121,20 @@ impl Provider {
     }
 
     pub fn refreshes(&self) -> u64 {
-        self.stats()["token_requests"]["refresh_token"].as_u64().unwrap_or(0)
+        self.stats()["token_requests"]["refresh_token"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     pub fn code_redemptions(&self) -> u64 {
-        self.stats()["token_requests"]["authorization_code"].as_u64().unwrap_or(0)
+        self.stats()["token_requests"]["authorization_code"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     pub fn is_active(&self, token: &str) -> bool {
-        self.post("/__dev/introspect", serde_json::json!({ "token": token }))["active"] == Value::Bool(true)
+        self.post("/__dev/introspect", serde_json::json!({ "token": token }))["active"]
+            == Value::Bool(true)
     }
 
     pub fn stop(&mut self) {
@@ -141,7 +166,8 @@ pub fn http_json(port: u16, method: &str, path: &str, body: Option<Value>) -> Va
     // Tolerate chunked encoding: take the JSON between the first '{'/'[' and the last '}'/']'.
     let start = body.find(['{', '[']).unwrap_or(0);
     let end = body.rfind(['}', ']']).map(|i| i + 1).unwrap_or(body.len());
-    serde_json::from_str(&body[start..end]).unwrap_or_else(|e| panic!("bad JSON from {path}: {e}: {body}"))
+    serde_json::from_str(&body[start..end])
+        .unwrap_or_else(|e| panic!("bad JSON from {path}: {e}: {body}"))
 }
 
 /// A sandboxed user: its own HOME, config and cache, the provider's settings, and the browser
@@ -161,21 +187,37 @@ impl Sandbox {
         let driver = root().join("tests/browser/driver.mjs");
         let mut env = vec![
             ("HOME".to_string(), home.display().to_string()),
-            ("XDG_CONFIG_HOME".into(), home.join(".config").display().to_string()),
-            ("XDG_CACHE_HOME".into(), home.join(".cache").display().to_string()),
+            (
+                "XDG_CONFIG_HOME".into(),
+                home.join(".config").display().to_string(),
+            ),
+            (
+                "XDG_CACHE_HOME".into(),
+                home.join(".cache").display().to_string(),
+            ),
             ("LATCHKEY_ISSUER".into(), issuer.to_owned()),
             ("LATCHKEY_CLIENT_ID".into(), CLIENT_ID.into()),
             ("LATCHKEY_SCOPES".into(), SCOPES.into()),
             ("BROWSER".into(), format!("node {}", driver.display())),
-            ("DRIVER_LOG".into(), dir.path().join("driver.log").display().to_string()),
-            ("DRIVER_SCREENSHOT_DIR".into(), dir.path().join("shots").display().to_string()),
+            (
+                "DRIVER_LOG".into(),
+                dir.path().join("driver.log").display().to_string(),
+            ),
+            (
+                "DRIVER_SCREENSHOT_DIR".into(),
+                dir.path().join("shots").display().to_string(),
+            ),
         ];
         for var in ["PATH", "DBUS_SESSION_BUS_ADDRESS", "LATCHKEY_IN_KEYRING"] {
             if let Ok(v) = std::env::var(var) {
                 env.push((var.into(), v));
             }
         }
-        Self { dir, issuer: issuer.to_owned(), env }
+        Self {
+            dir,
+            issuer: issuer.to_owned(),
+            env,
+        }
     }
 
     pub fn home(&self) -> PathBuf {
@@ -246,13 +288,19 @@ pub fn secret_lookup(username: &str) -> Option<String> {
         .args(["lookup", "service", "latchkey", "username", username])
         .output()
         .expect("secret-tool (libsecret-tools) must be installed");
-    out.status.success().then(|| String::from_utf8(out.stdout).unwrap())
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
 }
 
 /// Every item under the `latchkey` service whose username mentions `needle`.
 pub fn secret_search(needle: &str) -> Vec<String> {
-    let out = Command::new("secret-tool").args(["search", "--all", "service", "latchkey"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new("secret-tool")
+        .args(["search", "--all", "service", "latchkey"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     text.lines()
         .filter_map(|l| l.strip_prefix("attribute.username = "))
         .filter(|u| u.contains(needle))
@@ -280,12 +328,17 @@ impl Run {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
     }
 
     /// The `latchkey: ...` error line.
     pub fn error_line(&self) -> String {
-        self.stderr.lines().filter(|l| l.starts_with("latchkey: ")).collect::<Vec<_>>().join("\n")
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("latchkey: "))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -294,7 +347,9 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {

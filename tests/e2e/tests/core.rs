@@ -15,8 +15,14 @@ fn latchkey_for(sb: &Sandbox) -> Latchkey {
         scopes: Some(latchkey_core::config::Scopes::Text(SCOPES.into())),
         ..Settings::default()
     };
-    let no_files = Paths { user_file: None, system_file: None };
-    let config = Sources::load(flags, &no_files, &|_| None).unwrap().resolve().unwrap();
+    let no_files = Paths {
+        user_file: None,
+        system_file: None,
+    };
+    let config = Sources::load(flags, &no_files, &|_| None)
+        .unwrap()
+        .resolve()
+        .unwrap();
     let mut ports = Ports::system();
     ports.cache_dir = Some(sb.home().join(".cache/latchkey"));
     Latchkey::new(config, ports)
@@ -44,7 +50,9 @@ async fn a_hundred_concurrent_requests_at_expiry_refresh_once() {
     assert_eq!(tokens.len(), 1, "every caller got the one refreshed token");
     assert_eq!(provider.refreshes(), 1);
     assert_eq!(
-        sb.stored_session("default").unwrap()["access_token"].as_str().unwrap(),
+        sb.stored_session("default").unwrap()["access_token"]
+            .as_str()
+            .unwrap(),
         tokens.first().unwrap()
     );
 }
@@ -68,7 +76,10 @@ async fn a_redirect_replayed_after_sign_in_is_rejected_before_the_token_endpoint
         .unwrap();
     assert!(status.success());
     let url = std::fs::read_to_string(&capture).unwrap();
-    assert!(url.starts_with("com.example.latchkey:/callback?code="), "{url}");
+    assert!(
+        url.starts_with("com.example.latchkey:/callback?code="),
+        "{url}"
+    );
 
     let identity = latchkey.resume(url.trim()).await.unwrap();
     assert_eq!(identity.subject, "alice");
@@ -76,7 +87,11 @@ async fn a_redirect_replayed_after_sign_in_is_rejected_before_the_token_endpoint
 
     let replay = latchkey.resume(url.trim()).await.unwrap_err();
     assert_eq!(replay.kind(), latchkey_core::ErrorKind::ForeignCallback);
-    assert_eq!(provider.code_redemptions(), 1, "a replay never reaches the token endpoint");
+    assert_eq!(
+        provider.code_redemptions(),
+        1,
+        "a replay never reaches the token endpoint"
+    );
 
     // A fresh process (a new Latchkey) has no sign-in in flight: "started by an earlier window".
     let other = latchkey_for(&sb);
@@ -85,14 +100,33 @@ async fn a_redirect_replayed_after_sign_in_is_rejected_before_the_token_endpoint
 
     // RFC 9207: a response whose iss names another issuer is refused.
     let sign_in = latchkey.begin(&redirect).await.unwrap();
-    let state = sign_in.url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    let mixed_up = format!("com.example.latchkey:/callback?code=x&state={state}&iss=https%3A%2F%2Fevil.example");
+    let state = sign_in
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let mixed_up = format!(
+        "com.example.latchkey:/callback?code=x&state={state}&iss=https%3A%2F%2Fevil.example"
+    );
     let e = latchkey.resume(&mixed_up).await.unwrap_err();
     assert!(e.message().contains("different provider"), "{e}");
     // ...and so is one without iss, since this provider promises it.
     let sign_in = latchkey.begin(&redirect).await.unwrap();
-    let state = sign_in.url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    let e = latchkey.resume(&format!("com.example.latchkey:/callback?code=x&state={state}")).await.unwrap_err();
+    let state = sign_in
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let e = latchkey
+        .resume(&format!(
+            "com.example.latchkey:/callback?code=x&state={state}"
+        ))
+        .await
+        .unwrap_err();
     assert!(e.message().contains("RFC 9207"), "{e}");
     assert_eq!(provider.code_redemptions(), 1);
 }

@@ -1,6 +1,6 @@
 use super::*;
-use openidconnect::IssuerUrl;
 use base64::Engine as _;
+use openidconnect::IssuerUrl;
 use openidconnect::core::{CoreEdDsaPrivateSigningKey, CoreRsaPrivateSigningKey};
 use openidconnect::{
     Audience, EmptyAdditionalClaims, JsonWebKeyId, JsonWebKeySet, PrivateSigningKey,
@@ -12,8 +12,11 @@ const ISSUER: &str = "https://id.example";
 const CLIENT: &str = "latchkey-desktop";
 
 fn rsa() -> CoreRsaPrivateSigningKey {
-    CoreRsaPrivateSigningKey::from_pem(include_str!("../../testdata/rsa.pem"), Some(JsonWebKeyId::new("rsa".into())))
-        .expect("rsa key")
+    CoreRsaPrivateSigningKey::from_pem(
+        include_str!("../../testdata/rsa.pem"),
+        Some(JsonWebKeyId::new("rsa".into())),
+    )
+    .expect("rsa key")
 }
 
 fn ed() -> CoreEdDsaPrivateSigningKey {
@@ -34,7 +37,10 @@ fn provider() -> Provider {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "none", "HS256"],
     });
-    let jwks = JsonWebKeySet::new(vec![rsa().as_verification_key(), ed().as_verification_key()]);
+    let jwks = JsonWebKeySet::new(vec![
+        rsa().as_verification_key(),
+        ed().as_verification_key(),
+    ]);
     Provider::for_tests(metadata, jwks)
 }
 
@@ -58,13 +64,24 @@ fn at() -> AccessToken {
     AccessToken::new("access-token-value".into())
 }
 
-fn sign_rsa(c: CoreIdTokenClaims, alg: CoreJwsSigningAlgorithm, at_for_hash: Option<&AccessToken>) -> CoreIdToken {
+fn sign_rsa(
+    c: CoreIdTokenClaims,
+    alg: CoreJwsSigningAlgorithm,
+    at_for_hash: Option<&AccessToken>,
+) -> CoreIdToken {
     CoreIdToken::new(c, &rsa(), alg, at_for_hash, None).expect("sign")
 }
 
 fn check(token: &CoreIdToken, at_now: DateTime<Utc>) -> Result<Claims, VerifyError> {
     let nonce = Nonce::new("the-nonce".into());
-    verify_id_token(&provider(), CLIENT, token, &at(), NonceCheck::Equals(&nonce), at_now)
+    verify_id_token(
+        &provider(),
+        CLIENT,
+        token,
+        &at(),
+        NonceCheck::Equals(&nonce),
+        at_now,
+    )
 }
 
 fn invalid(r: Result<Claims, VerifyError>) -> String {
@@ -76,24 +93,44 @@ fn invalid(r: Result<Claims, VerifyError>) -> String {
 
 #[test]
 fn rs256_ps256_and_eddsa_are_accepted() {
-    let t = sign_rsa(claims(), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, Some(&at()));
+    let t = sign_rsa(
+        claims(),
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        Some(&at()),
+    );
     assert_eq!(check(&t, now()).expect("rs256").sub, "alice");
-    let t = sign_rsa(claims(), CoreJwsSigningAlgorithm::RsaSsaPssSha256, Some(&at()));
+    let t = sign_rsa(
+        claims(),
+        CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        Some(&at()),
+    );
     assert_eq!(check(&t, now()).expect("ps256").sub, "alice");
-    let t = CoreIdToken::new(claims(), &ed(), CoreJwsSigningAlgorithm::EdDsa, Some(&at()), None).expect("sign");
+    let t = CoreIdToken::new(
+        claims(),
+        &ed(),
+        CoreJwsSigningAlgorithm::EdDsa,
+        Some(&at()),
+        None,
+    )
+    .expect("sign");
     assert_eq!(check(&t, now()).expect("eddsa").sub, "alice");
 }
 
 #[test]
 fn alg_none_is_rejected_even_when_advertised() {
     let b64 = |v: serde_json::Value| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).expect("json"))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&v).expect("json"))
     };
     let payload = serde_json::json!({
         "iss": ISSUER, "aud": CLIENT, "sub": "mallory", "nonce": "the-nonce",
         "exp": now().timestamp() + 300, "iat": now().timestamp()
     });
-    let raw = format!("{}.{}.", b64(serde_json::json!({"alg": "none"})), b64(payload));
+    let raw = format!(
+        "{}.{}.",
+        b64(serde_json::json!({"alg": "none"})),
+        b64(payload)
+    );
     let t = CoreIdToken::from_str(&raw).expect("parses");
     let why = invalid(check(&t, now()));
     assert!(why.contains("signature"), "{why}");
@@ -102,7 +139,10 @@ fn alg_none_is_rejected_even_when_advertised() {
 #[test]
 fn issuer_must_match() {
     let c = claims().set_issuer(IssuerUrl::new("https://evil.example".into()).expect("iss"));
-    let why = invalid(check(&sign_rsa(c, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None), now()));
+    let why = invalid(check(
+        &sign_rsa(c, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None),
+        now(),
+    ));
     assert!(why.to_lowercase().contains("issuer"), "{why}");
 }
 
@@ -128,7 +168,11 @@ fn audience_rules() {
 
 #[test]
 fn expiry_and_issue_time_use_the_injected_clock() {
-    let t = sign_rsa(claims(), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None);
+    let t = sign_rsa(
+        claims(),
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        None,
+    );
     assert!(check(&t, now() + Duration::minutes(4)).is_ok());
     let why = invalid(check(&t, now() + Duration::minutes(5)));
     assert!(why.to_lowercase().contains("expire"), "{why}");
@@ -141,7 +185,11 @@ fn nonce_must_match_on_login_but_not_on_refresh() {
     let c = claims().set_nonce(Some(Nonce::new("other".into())));
     let t = sign_rsa(c, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None);
     assert!(invalid(check(&t, now())).contains("nonce"));
-    let t = sign_rsa(claims().set_nonce(None), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None);
+    let t = sign_rsa(
+        claims().set_nonce(None),
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        None,
+    );
     invalid(check(&t, now()));
     assert!(verify_id_token(&provider(), CLIENT, &t, &at(), NonceCheck::Refresh, now()).is_ok());
 }
@@ -149,7 +197,11 @@ fn nonce_must_match_on_login_but_not_on_refresh() {
 #[test]
 fn at_hash_must_match_when_present() {
     let other = AccessToken::new("a-different-token".into());
-    let t = sign_rsa(claims(), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, Some(&other));
+    let t = sign_rsa(
+        claims(),
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        Some(&other),
+    );
     assert!(invalid(check(&t, now())).contains("at_hash"));
 }
 
@@ -160,16 +212,33 @@ fn unknown_kid_asks_for_a_jwks_refetch() {
         Some(JsonWebKeyId::new("rotated".into())),
     )
     .expect("key");
-    let t = CoreIdToken::new(claims(), &key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None).expect("sign");
+    let t = CoreIdToken::new(
+        claims(),
+        &key,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        None,
+        None,
+    )
+    .expect("sign");
     assert!(matches!(check(&t, now()), Err(VerifyError::UnknownKey)));
 }
 
 #[test]
 fn refreshed_token_must_keep_subject_and_audience() {
-    let before = Claims { sub: "alice".into(), aud: vec![CLIENT.into()], ..Default::default() };
+    let before = Claims {
+        sub: "alice".into(),
+        aud: vec![CLIENT.into()],
+        ..Default::default()
+    };
     assert!(check_refreshed(&before, &before.clone()).is_ok());
-    let other_sub = Claims { sub: "bob".into(), ..before.clone() };
+    let other_sub = Claims {
+        sub: "bob".into(),
+        ..before.clone()
+    };
     assert!(check_refreshed(&before, &other_sub).is_err());
-    let other_aud = Claims { aud: vec!["x".into()], ..before.clone() };
+    let other_aud = Claims {
+        aud: vec!["x".into()],
+        ..before.clone()
+    };
     assert!(check_refreshed(&before, &other_aud).is_err());
 }
