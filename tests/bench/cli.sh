@@ -28,7 +28,7 @@ export LATCHKEY_ISSUER=$issuer
 "$bin/latchkey" login >/dev/null 2>&1
 name="default/latchkey-desktop@$issuer"
 hyperfine -N --warmup 10 --runs 200 --style none --export-json "$work/h.json" \
-  "$bin/latchkey token" "$bin/examples/read_secret latchkey $name" >/dev/null
+  "$bin/latchkey token" "$bin/examples/read_secret latchkey $name" >/dev/null 2>&1
 python3 - "$work/h.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]

@@ -199,8 +199,12 @@ impl Latchkey {
     /// Starts a sign-in that will redirect to `redirect_uri`: discovery (and its issuer check)
     /// happens here, before any browser opens. The returned URL goes to the system browser.
     pub async fn begin(&self, redirect_uri: &Url) -> Result<SignIn> {
-        // The user spends seconds in the browser; connect to the keychain meanwhile.
-        self.vault.prepare();
+        // Fail before the browser opens if the session could not be stored anyway; this also
+        // opens the keychain connection so saving after the redirect is fast.
+        self.vault
+            .load(&self.session_name)
+            .await
+            .map_err(|e| e.context("before signing in"))?;
         let provider = self.provider().await?;
         let client = self.client(&provider);
         let redirect = RedirectUrl::from_url(redirect_uri.clone());

@@ -46,8 +46,6 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     fn delete(&self, name: &str) -> Result<bool, StoreError>;
     /// The largest blob one entry holds.
     fn max_secret_len(&self) -> usize;
-    /// Opens the connection to the keychain ahead of use. Blocks; errors surface on first use.
-    fn prepare(&self) {}
 }
 
 #[cfg_attr(target_os = "linux", path = "keychain/linux.rs")]
@@ -128,12 +126,6 @@ impl SecretStore for KeyringStore {
 
     fn max_secret_len(&self) -> usize {
         self.max_len
-    }
-
-    fn prepare(&self) {
-        let _ = self
-            .store
-            .get_or_init(|| imp::open().map_err(map_keyring_error));
     }
 }
 
@@ -279,15 +271,6 @@ impl Vault {
                 ),
             )),
         }
-    }
-
-    /// Connects to the keychain in the background (the Secret Service negotiates an encrypted
-    /// session, ~10 ms), so saving a session right after sign-in doesn't pay for it.
-    pub(crate) fn prepare(&self) {
-        let store = Arc::clone(&self.store);
-        let _ = std::thread::Builder::new()
-            .name("latchkey-keychain".into())
-            .spawn(move || store.prepare());
     }
 
     pub(crate) async fn load(&self, name: &str) -> Result<Option<Vec<u8>>> {

@@ -465,6 +465,15 @@ fn keychain_unavailable_or_frozen_is_a_clear_error() {
         r.stderr
     );
     assert_eq!(r.error_line().lines().count(), 1);
+    // A sign-in that could not be stored fails before the browser opens.
+    let r = sb.run(&["login"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.error_line().contains("before signing in"), "{}", r.stderr);
+    assert_eq!(
+        sb.launches(),
+        1,
+        "only the first, successful login opened a browser"
+    );
 
     // A bus that accepts the connection and never answers: zbus has no timeout, ours fires.
     let dir = tempfile::tempdir().unwrap();
