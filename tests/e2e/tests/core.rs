@@ -28,6 +28,18 @@ fn latchkey_for(sb: &Sandbox) -> Latchkey {
     Latchkey::new(config, ports)
 }
 
+/// Starts a sign-in and returns its `state`, to craft responses for it.
+async fn begin_state(latchkey: &Latchkey, redirect: &url::Url) -> String {
+    let sign_in = latchkey.begin(redirect).await.unwrap();
+    let state = sign_in
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1;
+    state.into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_requests_at_expiry_refresh_once() {
     let provider = Provider::start(&[("DEV_ACCESS_TOKEN_TTL", "4")]);
@@ -99,28 +111,14 @@ async fn a_redirect_replayed_after_sign_in_is_rejected_before_the_token_endpoint
     assert!(e.message().contains("earlier window"), "{e}");
 
     // RFC 9207: a response whose iss names another issuer is refused.
-    let sign_in = latchkey.begin(&redirect).await.unwrap();
-    let state = sign_in
-        .url
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = begin_state(&latchkey, &redirect).await;
     let mixed_up = format!(
         "com.example.latchkey:/callback?code=x&state={state}&iss=https%3A%2F%2Fevil.example"
     );
     let e = latchkey.resume(&mixed_up).await.unwrap_err();
     assert!(e.message().contains("different provider"), "{e}");
     // ...and so is one without iss, since this provider promises it.
-    let sign_in = latchkey.begin(&redirect).await.unwrap();
-    let state = sign_in
-        .url
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = begin_state(&latchkey, &redirect).await;
     let e = latchkey
         .resume(&format!(
             "com.example.latchkey:/callback?code=x&state={state}"
