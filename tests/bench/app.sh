@@ -27,7 +27,7 @@ command -v tauri-driver >/dev/null || cargo install tauri-driver --version '^2' 
 
 # ---------------------------------------------------------------- hello-world, generated here
 mkdir -p "$HELLO/src-tauri/src" "$HELLO/src-tauri/capabilities" "$HELLO/ui"
-cp -r "$ROOT/src-tauri/icons" "$HELLO/src-tauri/icons"
+cp -r "$ROOT/icons" "$HELLO/src-tauri/icons"
 cp "$ROOT/Cargo.lock" "$HELLO/src-tauri/Cargo.lock"   # the same crate versions as the app
 # The same release profile as the workspace.
 profile=$(sed -n '/^\[profile.release\]/,/^\[/p' "$ROOT/Cargo.toml" | sed '$ {/^\[/d}')

@@ -14,13 +14,17 @@ process.env.LATCHKEY_APP = APP; // the harness delivers redirects to this binary
 const H = await import('../window/lib/harness.mjs');
 
 const CLK_TCK = 100; // Linux USER_HZ
-const btime = Number(fs.readFileSync('/proc/stat', 'utf8').match(/^btime (\d+)/m)[1]);
 
-/** Wall-clock start of a process (ms), from /proc/<pid>/stat (10 ms resolution). */
+/**
+ * Wall-clock start of a process (ms): its start in clock ticks since boot (/proc/<pid>/stat field
+ * 22), plus the boot time from /proc/uptime (10 ms resolution; /proc/stat's btime is whole
+ * seconds, too coarse).
+ */
 function startedAt(pid) {
+  const boot = Date.now() - Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (btime + Number(fields[19]) / CLK_TCK) * 1000; // field 22 overall
+  return boot + (Number(fields[19]) / CLK_TCK) * 1000;
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };

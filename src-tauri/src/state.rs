@@ -1,0 +1,663 @@
+//! The controller: one state machine between the core and the window.
+//!
+//! Every change goes through [`AppState::update`], which bumps `seq` and emits the whole
+//! [`ViewModel`] as [`STATE_EVENT`]. Commands return the same view model. Neither carries a token:
+//! tokens stay inside `latchkey-core` and the keychain.
+//!
+//! A redirect travels: OS → deep-link / single-instance → [`AppState::incoming`] →
+//! `Latchkey::resume` → keychain → [`IdentityView`] → window.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use latchkey_core::config::{self, Paths, Scopes, Settings, Sources};
+use latchkey_core::{Error, ErrorKind, Identity, Latchkey, Ports};
+use tauri::async_runtime::JoinHandle;
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+use url::Url;
+
+use crate::view::{
+    ErrorView, FORM_KEYS, IdentityView, Notice, NoticeKind, Phase, ProviderView, RetryAction,
+    SetupView, UiError, ViewModel, WaitingView, app_message, rfc3339, title,
+};
+
+/// The event that carries every new [`ViewModel`].
+pub const STATE_EVENT: &str = "state-changed";
+
+/// Reads an environment variable; injected so tests don't touch the process environment.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Waits between automatic retries of a failed refresh.
+const RETRY_DELAYS: [u64; 6] = [5, 15, 30, 60, 120, 300];
+
+/// The first-run form's fields.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsForm {
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: String,
+}
+
+pub struct AppState {
+    env: Env,
+    ports: Ports,
+    redirect_uri: Url,
+    inner: Mutex<Inner>,
+    /// Serializes refreshes and sign-out: a refresh finishing after a sign-out would otherwise
+    /// store the session again.
+    session_gate: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("redirect_uri", &self.redirect_uri.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    view: ViewModel,
+    latchkey: Option<Arc<Latchkey>>,
+    /// The authorization URL of the sign-in in progress (not a credential).
+    sign_in_url: Option<Url>,
+    /// Numbers sign-in attempts, so a stale timeout does nothing.
+    attempt: u64,
+    /// A `begin` is in flight (double clicks start one sign-in).
+    beginning: bool,
+    refresh_timer: Option<JoinHandle<()>>,
+    timeout_timer: Option<JoinHandle<()>>,
+    failures: u32,
+}
+
+impl Inner {
+    fn signed_out(&mut self) {
+        self.view.phase = Phase::SignedOut;
+        self.view.identity = None;
+        self.view.waiting = None;
+        self.sign_in_url = None;
+        if self
+            .view
+            .notice
+            .as_ref()
+            .is_some_and(|n| n.kind == NoticeKind::RefreshRetry)
+        {
+            self.view.notice = None;
+        }
+        abort(&mut self.refresh_timer);
+        abort(&mut self.timeout_timer);
+        self.failures = 0;
+    }
+}
+
+fn abort(timer: &mut Option<JoinHandle<()>>) {
+    if let Some(t) = timer.take() {
+        t.abort();
+    }
+}
+
+impl AppState {
+    pub fn new(env: Env, ports: Ports, redirect_uri: Url) -> Self {
+        Self {
+            env,
+            ports,
+            redirect_uri,
+            inner: Mutex::new(Inner::default()),
+            session_gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn view(&self) -> ViewModel {
+        self.lock().view.clone()
+    }
+
+    /// Applies a change and tells the window.
+    fn update<R: Runtime>(&self, app: &AppHandle<R>, f: impl FnOnce(&mut Inner)) -> ViewModel {
+        let vm = {
+            let mut inner = self.lock();
+            f(&mut inner);
+            inner.view.seq += 1;
+            inner.view.clone()
+        };
+        if let Err(e) = app.emit(STATE_EVENT, &vm) {
+            tracing::warn!("cannot send the state to the window: {e}");
+        }
+        vm
+    }
+
+    fn latchkey(&self) -> Result<Arc<Latchkey>, UiError> {
+        self.lock()
+            .latchkey
+            .clone()
+            .ok_or_else(|| UiError::new("config", "Latchkey is not set up yet"))
+    }
+
+    fn load_sources(&self) -> latchkey_core::Result<Sources> {
+        self.load_with(Settings::default())
+    }
+
+    /// The same loader as the CLI: `LATCHKEY_*` env, the user file, the managed file.
+    fn load_with(&self, flags: Settings) -> latchkey_core::Result<Sources> {
+        let env = |k: &str| (self.env)(k);
+        Sources::load(flags, &Paths::standard(&env), &env)
+    }
+
+    // ----- start-up ------------------------------------------------------------------------
+
+    /// Reads the configuration, then the stored session: signed in silently when there is one.
+    pub async fn startup<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
+        let loaded = self.load_sources().and_then(|s| s.merged().map(|m| (s, m)));
+        let (sources, merged) = match loaded {
+            Ok(v) => v,
+            Err(e) => {
+                return self.update(app, |i| {
+                    i.latchkey = None;
+                    i.signed_out();
+                    i.view.phase = Phase::Setup;
+                    i.view.setup = None;
+                    i.view.error = Some(ErrorView::from_error(&e, Some(RetryAction::Startup)));
+                });
+            }
+        };
+        let setup = SetupView::from_merged(&merged, sources.user_file());
+        let missing = ["issuer", "client_id"]
+            .iter()
+            .any(|k| merged.text(k).is_none_or(|(v, _)| v.trim().is_empty()));
+        let config = if missing {
+            None
+        } else {
+            Some(sources.resolve())
+        };
+        let config = match config {
+            Some(Ok(c)) => c,
+            other => {
+                let error = other.and_then(Result::err);
+                return self.update(app, |i| {
+                    i.latchkey = None;
+                    i.signed_out();
+                    i.view.phase = Phase::Setup;
+                    i.view.provider = None;
+                    i.view.setup = Some(setup);
+                    i.view.error = error.map(|e| ErrorView::from_error(&e, None));
+                });
+            }
+        };
+        let latchkey = Arc::new(Latchkey::new(config, self.ports.clone()));
+        {
+            let mut i = self.lock();
+            i.view.provider = Some(ProviderView::from_issuer(&latchkey.config().issuer));
+            i.view.setup = None;
+            i.latchkey = Some(Arc::clone(&latchkey));
+        }
+        self.restore(app, &latchkey).await
+    }
+
+    async fn restore<R: Runtime>(&self, app: &AppHandle<R>, lk: &Arc<Latchkey>) -> ViewModel {
+        match lk.current().await {
+            Err(e) => self.update(app, |i| {
+                i.signed_out();
+                i.view.error = Some(ErrorView::from_error(&e, Some(RetryAction::Startup)));
+            }),
+            Ok(None) => self.update(app, Inner::signed_out),
+            Ok(Some(stored)) => {
+                let _gate = self.session_gate.lock().await;
+                match lk.status().await {
+                    Ok(id) => self.signed_in(app, lk, &id),
+                    Err(e) => self.refresh_failed(app, lk, &e, Some(&stored)),
+                }
+            }
+        }
+    }
+
+    // ----- the session while running --------------------------------------------------------
+
+    fn signed_in<R: Runtime>(&self, app: &AppHandle<R>, lk: &Latchkey, id: &Identity) -> ViewModel {
+        let view = IdentityView::new(id, &lk.config().scope_descriptions);
+        let vm = self.update(app, |i| {
+            i.view.phase = Phase::SignedIn;
+            i.view.identity = Some(view);
+            i.view.waiting = None;
+            i.sign_in_url = None;
+            i.failures = 0;
+            abort(&mut i.timeout_timer);
+            if i.view
+                .notice
+                .as_ref()
+                .is_some_and(|n| n.kind == NoticeKind::RefreshRetry)
+            {
+                i.view.notice = None;
+            }
+            if i.view
+                .error
+                .as_ref()
+                .is_some_and(|e| e.retry == Some(RetryAction::Refresh))
+            {
+                i.view.error = None;
+            }
+        });
+        self.schedule_refresh(app, id.refresh_at);
+        vm
+    }
+
+    /// A refresh (or the start-up `status()`) failed. Only a session the provider ended signs
+    /// out; anything else keeps the user signed in and retries.
+    fn refresh_failed<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        lk: &Latchkey,
+        e: &Error,
+        stored: Option<&Identity>,
+    ) -> ViewModel {
+        if matches!(e.kind(), ErrorKind::SessionExpired | ErrorKind::NotSignedIn) {
+            return self.update(app, |i| {
+                i.signed_out();
+                i.view.error = Some(ErrorView::from_error(e, Some(RetryAction::SignIn)));
+            });
+        }
+        let fallback = stored.map(|id| IdentityView::new(id, &lk.config().scope_descriptions));
+        let transient = e.is_transient();
+        let mut delay = None;
+        let vm = self.update(app, |i| {
+            i.view.phase = Phase::SignedIn;
+            if let Some(f) = fallback {
+                i.view.identity = Some(f);
+            }
+            if transient {
+                let wait = Duration::from_secs(RETRY_DELAYS[(i.failures as usize).min(RETRY_DELAYS.len() - 1)]);
+                i.failures += 1;
+                delay = Some(wait);
+                let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                i.view.notice = Some(Notice {
+                    kind: NoticeKind::RefreshRetry,
+                    message: "Couldn't refresh the session. You are still signed in; Latchkey will try again by itself."
+                        .into(),
+                    detail: Some(app_message(e)),
+                    retry_at: Some(rfc3339(at)),
+                });
+            } else {
+                i.view.error = Some(ErrorView::from_error(e, Some(RetryAction::Refresh)));
+            }
+        });
+        if let Some(wait) = delay {
+            self.schedule_refresh_in(app, wait);
+        }
+        vm
+    }
+
+    fn schedule_refresh<R: Runtime>(&self, app: &AppHandle<R>, at: DateTime<Utc>) {
+        // A little past `refresh_at`, so the core sees the token as due.
+        self.schedule_refresh_at(app, at + chrono::Duration::milliseconds(250));
+    }
+
+    fn schedule_refresh_in<R: Runtime>(&self, app: &AppHandle<R>, wait: Duration) {
+        self.schedule_refresh_at(
+            app,
+            Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+        );
+    }
+
+    fn schedule_refresh_at<R: Runtime>(&self, app: &AppHandle<R>, at: DateTime<Utc>) {
+        let app = app.clone();
+        let timer = tauri::async_runtime::spawn(async move {
+            // Sleep in slices against the wall clock: a monotonic timer stops while the computer
+            // sleeps, and the refresh must not come an hour late after a suspend.
+            while let Ok(left) = (at - Utc::now()).to_std() {
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(left.min(Duration::from_secs(30))).await;
+            }
+            // From here on the refresh runs to completion even if the timer is aborted: a
+            // refresh cut short could lose a rotated refresh token.
+            tauri::async_runtime::spawn(async move {
+                app.state::<AppState>().refresh_now(&app).await;
+            });
+        });
+        let mut i = self.lock();
+        abort(&mut i.refresh_timer);
+        i.refresh_timer = Some(timer);
+    }
+
+    /// `status()` refreshes when the access token is due; the window only sees a new expiry.
+    pub async fn refresh_now<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
+        let _gate = self.session_gate.lock().await;
+        let (lk, phase) = {
+            let i = self.lock();
+            (i.latchkey.clone(), i.view.phase)
+        };
+        let Some(lk) = lk.filter(|_| phase == Phase::SignedIn) else {
+            return self.view();
+        };
+        match lk.status().await {
+            Ok(id) => self.signed_in(app, &lk, &id),
+            Err(e) => self.refresh_failed(app, &lk, &e, None),
+        }
+    }
+
+    // ----- sign-in ---------------------------------------------------------------------------
+
+    pub async fn sign_in<R: Runtime>(&self, app: &AppHandle<R>) -> Result<ViewModel, UiError> {
+        let lk = self.latchkey()?;
+        {
+            let mut i = self.lock();
+            match i.view.phase {
+                Phase::SignedOut if !i.beginning => i.beginning = true,
+                Phase::SignedOut | Phase::Waiting => return Ok(i.view.clone()),
+                Phase::SignedIn => {
+                    return Err(UiError::new("busy", "Already signed in; sign out first"));
+                }
+                Phase::Setup | Phase::Starting => {
+                    return Err(UiError::new("config", "Latchkey is not set up yet"));
+                }
+            }
+        }
+        let begun = lk.begin(&self.redirect_uri).await;
+        let sign_in = match begun {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(self.update(app, |i| {
+                    i.beginning = false;
+                    i.view.notice = None;
+                    i.view.error = Some(ErrorView::from_error(&e, Some(RetryAction::SignIn)));
+                }));
+            }
+        };
+        let mut attempt = 0;
+        self.update(app, |i| {
+            i.beginning = false;
+            i.attempt += 1;
+            attempt = i.attempt;
+            i.view.phase = Phase::Waiting;
+            i.view.waiting = Some(WaitingView::new(&sign_in.url, sign_in.expires_at));
+            i.view.error = None;
+            i.view.notice = None;
+            i.sign_in_url = Some(sign_in.url.clone());
+        });
+        self.schedule_timeout(app, attempt, sign_in.expires_at);
+        Ok(self.open_sign_in_page(app, &lk, &sign_in.url))
+    }
+
+    fn open_sign_in_page<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        lk: &Latchkey,
+        url: &Url,
+    ) -> ViewModel {
+        let opened = lk.open_browser(url);
+        self.update(app, |i| {
+            if let Some(w) = i.view.waiting.as_mut() {
+                match &opened {
+                    Ok(()) => {
+                        w.browser_opened = true;
+                        w.browser_problem = None;
+                    }
+                    Err(e) => w.browser_problem = Some(app_message(e)),
+                }
+            }
+        })
+    }
+
+    pub fn open_browser_again<R: Runtime>(&self, app: &AppHandle<R>) -> Result<ViewModel, UiError> {
+        let lk = self.latchkey()?;
+        let url = self.lock().sign_in_url.clone();
+        let url = url.ok_or_else(|| UiError::new("not_signing_in", "No sign-in is in progress"))?;
+        Ok(self.open_sign_in_page(app, &lk, &url))
+    }
+
+    fn schedule_timeout<R: Runtime>(&self, app: &AppHandle<R>, attempt: u64, at: DateTime<Utc>) {
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        let app = app.clone();
+        let timer = tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(wait).await;
+            app.state::<AppState>().sign_in_timed_out(&app, attempt);
+        });
+        let mut i = self.lock();
+        abort(&mut i.timeout_timer);
+        i.timeout_timer = Some(timer);
+    }
+
+    fn sign_in_timed_out<R: Runtime>(&self, app: &AppHandle<R>, attempt: u64) {
+        let Ok(lk) = self.latchkey() else { return };
+        let minutes = lk.config().login_timeout.as_secs().div_ceil(60);
+        let within = if lk.config().login_timeout.as_secs() < 60 {
+            format!("{} seconds", lk.config().login_timeout.as_secs())
+        } else if minutes == 1 {
+            "a minute".into()
+        } else {
+            format!("{minutes} minutes")
+        };
+        self.update(app, |i| {
+            if i.attempt != attempt || i.view.phase != Phase::Waiting {
+                return;
+            }
+            lk.cancel();
+            i.timeout_timer = None;
+            i.signed_out();
+            i.view.error = Some(ErrorView {
+                kind: "timed_out".into(),
+                title: title(ErrorKind::TimedOut).into(),
+                message: format!(
+                    "The sign-in was not finished within {within}, so it was stopped. Start again when you're ready."
+                ),
+                description: None,
+                retry: Some(RetryAction::SignIn),
+            });
+        });
+    }
+
+    pub fn cancel_sign_in<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
+        if let Ok(lk) = self.latchkey() {
+            lk.cancel();
+        }
+        self.update(app, |i| {
+            if i.view.phase != Phase::Waiting {
+                return;
+            }
+            i.attempt += 1;
+            i.signed_out();
+            i.view.error = None;
+            i.view.notice = Some(Notice::info(
+                "Sign-in cancelled. If the browser finishes that sign-in anyway, it will be ignored.",
+            ));
+        })
+    }
+
+    /// Every URL the OS delivers. Only the response to this process's sign-in is accepted; the
+    /// rest are explained in the banner and change nothing else.
+    pub async fn incoming<R: Runtime>(&self, app: &AppHandle<R>, url: String) -> ViewModel {
+        focus_main(app);
+        let Ok(lk) = self.latchkey() else {
+            return self.update(app, |i| {
+                i.view.error = Some(ErrorView {
+                    kind: "foreign_callback".into(),
+                    title: title(ErrorKind::ForeignCallback).into(),
+                    message: "Latchkey is not set up yet, so the sign-in link was ignored.".into(),
+                    description: None,
+                    retry: None,
+                });
+            });
+        };
+        self.update(app, |i| {
+            if let Some(w) = i.view.waiting.as_mut() {
+                w.finishing = true;
+            }
+        });
+        match lk.resume(&url).await {
+            Ok(id) => {
+                self.update(app, |i| {
+                    i.view.error = None;
+                    i.view.notice = None;
+                });
+                self.signed_in(app, &lk, &id)
+            }
+            Err(e) => {
+                tracing::info!(kind = ?e.kind(), "redirect rejected: {e}");
+                let still_waiting = lk.is_signing_in();
+                self.update(app, |i| {
+                    if let Some(w) = i.view.waiting.as_mut() {
+                        w.finishing = false;
+                    }
+                    if i.view.phase == Phase::Waiting && !still_waiting {
+                        i.signed_out();
+                    }
+                    let retry = (i.view.phase == Phase::SignedOut).then_some(RetryAction::SignIn);
+                    i.view.error = Some(ErrorView::from_error(&e, retry));
+                })
+            }
+        }
+    }
+
+    // ----- sign-out, settings, banner ---------------------------------------------------------
+
+    /// Revokes and forgets the session. With `also_provider`, opens the provider's end-session
+    /// page in the system browser, from here: its URL carries the ID token as `id_token_hint`
+    /// and never goes to the window.
+    pub async fn sign_out<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        also_provider: bool,
+    ) -> Result<ViewModel, UiError> {
+        let lk = self.latchkey()?;
+        let _gate = self.session_gate.lock().await;
+        let out = match lk.logout().await {
+            Ok(out) => out,
+            Err(e) => {
+                return Ok(self.update(app, |i| {
+                    i.view.error = Some(ErrorView::from_error(&e, None))
+                }));
+            }
+        };
+        let mut message = if out.revoked {
+            "Signed out. The provider has revoked the session.".to_owned()
+        } else if out.was_signed_in {
+            format!(
+                "Signed out on this computer. The provider could not revoke the session ({}); it will expire on its own.",
+                out.revocation_problem
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            )
+        } else {
+            "Signed out.".to_owned()
+        };
+        if also_provider {
+            match &out.end_session_url {
+                Some(url) => match lk.open_browser(url) {
+                    Ok(()) => {
+                        message.push_str(" Your browser is signing you out of the provider too.")
+                    }
+                    Err(_) => message.push_str(
+                        " The browser could not be opened to sign you out of the provider.",
+                    ),
+                },
+                None => {
+                    message.push_str(" The provider offers no way to sign out of it from an app.")
+                }
+            }
+        }
+        Ok(self.update(app, |i| {
+            i.signed_out();
+            i.view.error = None;
+            i.view.notice = Some(Notice::info(message));
+        }))
+    }
+
+    /// The first-run form: validated by fetching the provider's discovery document before
+    /// anything is saved.
+    pub async fn save_settings<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        form: SettingsForm,
+    ) -> Result<ViewModel, UiError> {
+        let sources = self.load_sources()?;
+        let merged = sources.merged()?;
+        let current = SetupView::from_merged(&merged, sources.user_file());
+        let read_only: BTreeSet<&str> = FORM_KEYS
+            .iter()
+            .zip([&current.issuer, &current.client_id, &current.scopes])
+            .filter(|(_, f)| f.read_only)
+            .map(|(k, _)| *k)
+            .collect();
+        let editable =
+            |key: &str, value: &str| (!read_only.contains(key)).then(|| value.trim().to_owned());
+        let flags = Settings {
+            issuer: editable("issuer", &form.issuer),
+            client_id: editable("client_id", &form.client_id),
+            scopes: editable("scopes", &form.scopes).map(Scopes::Text),
+            ..Settings::default()
+        };
+        if flags.issuer.as_deref() == Some("") {
+            return Err(UiError::new(
+                "config",
+                "Enter the issuer: the address of your sign-in provider",
+            ));
+        }
+        if flags.client_id.as_deref() == Some("") {
+            return Err(UiError::new(
+                "config",
+                "Enter the client ID your provider registered for Latchkey",
+            ));
+        }
+        let candidate = self.load_with(flags)?.resolve()?;
+        Latchkey::new(candidate.clone(), self.ports.clone())
+            .check_provider()
+            .await?;
+        let path = sources.user_file().ok_or_else(|| {
+            UiError::new(
+                "config",
+                "There is no user configuration directory to save to",
+            )
+        })?;
+        let skip: Vec<&str> = read_only.into_iter().collect();
+        config::save_user_settings_except(
+            path,
+            &candidate.issuer,
+            &candidate.client_id,
+            &candidate.scopes,
+            &skip,
+        )?;
+        self.update(app, |i| i.view.error = None);
+        Ok(self.startup(app).await)
+    }
+
+    /// The banner's retry: refresh when signed in, otherwise read everything again.
+    pub async fn retry<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
+        let phase = self.lock().view.phase;
+        self.update(app, |i| i.view.error = None);
+        match phase {
+            Phase::SignedIn => self.refresh_now(app).await,
+            Phase::Waiting => self.view(),
+            _ => self.startup(app).await,
+        }
+    }
+
+    pub fn dismiss<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
+        self.update(app, |i| {
+            i.view.error = None;
+            if i.view
+                .notice
+                .as_ref()
+                .is_some_and(|n| n.kind == NoticeKind::Info)
+            {
+                i.view.notice = None;
+            }
+        })
+    }
+}
+
+/// Brings the window forward when a redirect arrives, so the user sees the result.
+pub fn focus_main<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.unminimize();
+        let _ = w.show();
+        let _ = w.set_focus();
+    }
+}

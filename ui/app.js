@@ -1,0 +1,279 @@
+// Latchkey window: renders the view model Rust sends. No state of its own beyond the last view,
+// no tokens (none are ever sent), no remote content. Text goes in with textContent only.
+'use strict';
+
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+
+const $ = (id) => document.getElementById(id);
+const PHASES = ['starting', 'setup', 'signedOut', 'waiting', 'signedIn'];
+
+let view = null;
+let lastSeq = -1;
+
+// ---------------------------------------------------------------- rendering
+
+function apply(vm) {
+  if (!vm || typeof vm.seq !== 'number' || vm.seq < lastSeq) return; // events may arrive late
+  const previous = view;
+  lastSeq = vm.seq;
+  view = vm;
+  render(vm, previous);
+}
+
+function show(el, visible) { el.hidden = !visible; }
+function text(id, value) { $(id).textContent = value ?? ''; }
+
+function fmtTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function fmtDateTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay ? fmtTime(iso) : d.toLocaleString();
+}
+
+function render(vm, previous) {
+  document.body.dataset.phase = vm.phase;
+  for (const p of PHASES) show($(`view-${p}`), p === vm.phase);
+  $('main').setAttribute('aria-busy', vm.phase === 'starting' ? 'true' : 'false');
+
+  text('provider-line', vm.provider ? vm.provider.name : '');
+  renderBanner(vm.error);
+  renderNotice(vm.notice);
+
+  if (vm.phase === 'setup') renderSetup(vm.setup, previous);
+  if (vm.phase === 'signedOut') renderSignedOut(vm);
+  if (vm.phase === 'waiting') renderWaiting(vm);
+  if (vm.phase === 'signedIn') renderSignedIn(vm.identity);
+
+  if (!previous || previous.phase !== vm.phase) announce(vm);
+  // When the first real state was painted (wall clock, ms): read by tests/bench/app.sh.
+  if (vm.phase !== 'starting' && !document.body.dataset.shownAt) {
+    requestAnimationFrame(() => { document.body.dataset.shownAt = String(Date.now()); });
+  }
+}
+
+function announce(vm) {
+  const who = vm.identity && (vm.identity.name || vm.identity.email || vm.identity.subject);
+  const messages = {
+    starting: 'Checking your session…',
+    setup: 'Latchkey needs to be set up.',
+    signedOut: 'You are signed out.',
+    waiting: 'Continue signing in in your browser.',
+    signedIn: `Signed in as ${who}.`,
+  };
+  text('live', messages[vm.phase]);
+  // Move keyboard focus to the new state's heading, unless the user is typing in a field.
+  const active = document.activeElement;
+  const typing = active && (active.tagName === 'INPUT') && !active.readOnly;
+  if (!typing && vm.phase !== 'starting') {
+    const heading = $(`view-${vm.phase}`).querySelector('h1');
+    if (heading && document.body.dataset.ready) heading.focus({ preventScroll: true });
+  }
+}
+
+function renderBanner(error) {
+  show($('banner'), !!error);
+  if (!error) return;
+  $('banner').dataset.kind = error.kind;
+  text('banner-title', error.title);
+  text('banner-message', error.message);
+  show($('banner-description'), !!error.description);
+  text('banner-description', error.description ? `The provider says: “${error.description}”` : '');
+  show($('banner-retry'), !!error.retry);
+  $('banner-retry').dataset.action = error.retry || '';
+  const again = ['session_expired', 'not_signed_in', 'foreign_callback', 'timed_out'].includes(error.kind);
+  $('banner-retry').textContent = error.retry === 'signIn' && again ? 'Sign in again' : 'Try again';
+}
+
+function renderNotice(notice) {
+  show($('notice'), !!notice);
+  if (!notice) return;
+  $('notice').dataset.kind = notice.kind;
+  text('notice-message', notice.message);
+  show($('notice-detail'), !!notice.detail);
+  text('notice-detail', notice.detail);
+  const retrying = notice.kind === 'refreshRetry';
+  show($('notice-retry-at'), retrying && !!notice.retryAt);
+  text('notice-retry-at', retrying && notice.retryAt ? `Next attempt at ${fmtTime(notice.retryAt)}.` : '');
+  show($('notice-retry'), retrying);
+  show($('notice-dismiss'), !retrying);
+}
+
+function renderSetup(setup, previous) {
+  const form = $('setup-form');
+  show(form, !!setup);
+  if (!setup) return;
+  // Fill the fields when the form first appears; don't overwrite what the user is typing.
+  const fresh = !previous || previous.phase !== 'setup' || !previous.setup;
+  const fields = [['f-issuer', setup.issuer], ['f-client', setup.clientId], ['f-scopes', setup.scopes]];
+  for (const [id, f] of fields) {
+    const input = $(id);
+    if (fresh || f.readOnly) input.value = f.value;
+    input.readOnly = f.readOnly;
+    input.setAttribute('aria-readonly', String(f.readOnly));
+    const note = $(`${id}-note`);
+    if (!note.dataset.original) note.dataset.original = note.textContent;
+    note.textContent = f.readOnly ? `${f.note}.` : note.dataset.original;
+  }
+  text('user-file', setup.userFile ? `Your settings are saved in ${setup.userFile}.` : '');
+}
+
+function renderSignedOut(vm) {
+  text('so-provider-name', vm.provider ? vm.provider.name : 'your provider');
+  text('so-issuer', vm.provider ? vm.provider.issuer : '');
+}
+
+function renderWaiting(vm) {
+  const w = vm.waiting || {};
+  text('w-provider-name', vm.provider ? vm.provider.name : 'your provider');
+  show($('w-finishing'), !!w.finishing);
+  show($('w-browser-problem'), !!w.browserProblem);
+  text('w-browser-problem', w.browserProblem
+    ? `The browser could not be opened (${w.browserProblem}). Copy the sign-in link and open it in your browser.`
+    : '');
+  text('w-expires', w.expiresAt ? fmtTime(w.expiresAt) : '');
+  $('w-link').value = w.signInUrl || '';
+}
+
+function scopeItem(s) {
+  const li = document.createElement('li');
+  li.dataset.scope = s.scope;
+  const code = document.createElement('code');
+  code.textContent = s.scope;
+  const desc = document.createElement('span');
+  desc.className = 'desc';
+  desc.textContent = s.description || 'No description available';
+  li.append(code, desc);
+  return li;
+}
+
+function renderSignedIn(id) {
+  if (!id) return;
+  text('id-name', id.name || id.preferredUsername || id.subject);
+  text('id-email', id.email ? `${id.email}${id.emailVerified === false ? ' (not verified)' : ''}` : '');
+  const pic = $('id-picture');
+  if (id.picture) { pic.src = id.picture; } else { pic.removeAttribute('src'); }
+  show(pic, !!id.picture);
+  show($('id-initials'), !id.picture);
+  text('id-initials', id.initials);
+  text('id-subject', id.subject);
+  text('id-issuer', id.issuer);
+  show($('id-username-label'), !!id.preferredUsername);
+  show($('id-username'), !!id.preferredUsername);
+  text('id-username', id.preferredUsername);
+  text('id-profile', id.profile);
+
+  $('granted').replaceChildren(...id.granted.map(scopeItem));
+  show($('not-granted-block'), id.notGranted.length > 0);
+  $('not-granted').replaceChildren(...id.notGranted.map(scopeItem));
+
+  const claims = id.accessClaims;
+  show($('claims-card'), !!claims);
+  if (claims) {
+    const rows = [];
+    for (const [label, values] of [['Roles', claims.roles], ['Groups', claims.groups], ['Permissions', claims.permissions]]) {
+      if (!values.length) continue;
+      const dt = document.createElement('dt');
+      dt.textContent = label;
+      const dd = document.createElement('dd');
+      dd.textContent = values.join(', ');
+      rows.push(dt, dd);
+    }
+    $('claims').replaceChildren(...rows);
+  }
+
+  const expiry = $('session-expiry');
+  expiry.dataset.expiresAt = id.expiresAt;
+  expiry.textContent = `Access expires at ${fmtDateTime(id.expiresAt)}.`;
+  text('session-refresh', id.refreshable
+    ? 'It is renewed automatically in the background; you stay signed in.'
+    : 'The provider did not allow automatic renewal; you will need to sign in again when it expires.');
+}
+
+// ---------------------------------------------------------------- actions
+
+async function call(command, args, button) {
+  if (button) button.disabled = true;
+  try {
+    apply(await invoke(command, args));
+    return true;
+  } catch (e) {
+    const err = (e && typeof e === 'object') ? e : { kind: 'internal', message: String(e) };
+    if (command === 'save_settings') {
+      show($('form-error'), true);
+      text('form-error', err.message);
+    } else {
+      renderBanner({ kind: err.kind, title: 'That did not work', message: err.message, retry: null });
+    }
+    return false;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+async function copyLink() {
+  const url = view && view.waiting && view.waiting.signInUrl;
+  if (!url) return;
+  try {
+    await navigator.clipboard.writeText(url);
+    text('live', 'Sign-in link copied.');
+    $('copy-link').textContent = 'Copied';
+    setTimeout(() => { $('copy-link').textContent = 'Copy sign-in link'; }, 2000);
+  } catch {
+    // No clipboard access: show the link selected, ready for Ctrl+C.
+    const field = $('w-link');
+    show(field, true);
+    field.focus();
+    field.select();
+    text('live', 'Press Control+C to copy the selected sign-in link.');
+  }
+}
+
+function wire() {
+  $('sign-in').addEventListener('click', (e) => call('sign_in', {}, e.currentTarget));
+  $('cancel').addEventListener('click', (e) => call('cancel_sign_in', {}, e.currentTarget));
+  $('open-again').addEventListener('click', (e) => call('open_browser_again', {}, e.currentTarget));
+  $('copy-link').addEventListener('click', copyLink);
+  $('sign-out').addEventListener('click', (e) =>
+    call('sign_out', { alsoProvider: $('also-provider').checked }, e.currentTarget));
+  $('banner-dismiss').addEventListener('click', (e) => call('dismiss', {}, e.currentTarget));
+  $('notice-dismiss').addEventListener('click', (e) => call('dismiss', {}, e.currentTarget));
+  $('notice-retry').addEventListener('click', (e) => call('retry', {}, e.currentTarget));
+  $('banner-retry').addEventListener('click', (e) => {
+    const action = e.currentTarget.dataset.action;
+    call(action === 'signIn' ? 'sign_in' : 'retry', {}, e.currentTarget);
+  });
+  $('setup-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    show($('form-error'), false);
+    const form = { issuer: $('f-issuer').value, clientId: $('f-client').value, scopes: $('f-scopes').value };
+    const button = $('save-settings');
+    button.textContent = 'Checking the provider…';
+    await call('save_settings', { form }, button);
+    button.textContent = 'Check and save';
+  });
+  // Escape cancels a sign-in in progress.
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && view && view.phase === 'waiting') call('cancel_sign_in', {}, null);
+  });
+}
+
+// ---------------------------------------------------------------- start
+
+(async () => {
+  wire();
+  // Listen first, then read the state: nothing is missed between the two. Only then is the page
+  // "ready" (tests wait for body[data-ready] before sending deep links).
+  await listen('state-changed', (event) => apply(event.payload));
+  try {
+    apply(await invoke('get_state'));
+  } finally {
+    document.body.dataset.ready = 'true';
+  }
+})();
