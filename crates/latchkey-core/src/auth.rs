@@ -30,7 +30,7 @@ use crate::flow::{self, Pending, PendingSet};
 use crate::http::{HttpClient, HttpError};
 use crate::lock;
 use crate::loopback::LoopbackServer;
-use crate::session::{AccessToken, Claims, Identity, Session};
+use crate::session::{AccessToken, Claims, Identity, Session, jwt_payload, short_hash};
 use crate::store::{KEYCHAIN_SERVICE, KEYCHAIN_TIMEOUT, KeyringStore, SecretStore, Vault};
 use crate::verify::{self, NonceCheck, VerifyError};
 use openidconnect::AsyncHttpClient as _;
@@ -744,9 +744,7 @@ impl Latchkey {
     }
 
     fn lock_path(&self) -> PathBuf {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(self.session_name.as_bytes());
-        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let name = short_hash(&self.session_name, 12);
         self.ports
             .cache_dir
             .clone()
@@ -879,13 +877,7 @@ fn merge_profile(mut fresh: Claims, previous: &Claims) -> Claims {
 
 /// `exp` of a JWT access token, used only when the response omits `expires_in`.
 fn jwt_exp(token: &str) -> Option<DateTime<Utc>> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    DateTime::from_timestamp(v.get("exp")?.as_i64()?, 0)
+    DateTime::from_timestamp(jwt_payload(token)?.get("exp")?.as_i64()?, 0)
 }
 
 fn oauth_code<T: serde::Serialize>(t: &T) -> String {
@@ -929,8 +921,5 @@ fn session_name(config: &Config) -> String {
     if name.len() <= 200 {
         return name;
     }
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(name.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}/{hex}", config.profile)
+    format!("{}/{}", config.profile, short_hash(&name, 16))
 }

@@ -104,9 +104,7 @@ fn invalid(message: String) -> Error {
 
 impl Discovery {
     pub(crate) fn new(issuer: &str, cache_dir: Option<PathBuf>) -> Self {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(issuer.as_bytes());
-        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::session::short_hash(issuer, 12);
         Self {
             issuer: issuer.to_owned(),
             cache_file: cache_dir.map(|d| d.join("providers").join(format!("{name}.json"))),

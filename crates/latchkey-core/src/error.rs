@@ -41,7 +41,7 @@ pub enum ErrorKind {
 }
 
 /// The core's error: a kind plus a one-line, token-free message.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
@@ -123,17 +123,6 @@ impl fmt::Display for Error {
             write!(f, " (provider says: {description})")?;
         }
         Ok(())
-    }
-}
-
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("oauth_error", &self.oauth_error)
-            .field("description", &self.description)
-            .finish()
     }
 }
 

@@ -169,6 +169,31 @@ fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+/// The payload of a JWT, decoded **without verification**: only for display, and for an access
+/// token's `exp` when the token response omits `expires_in`.
+pub(crate) fn jwt_payload(token: &str) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// A short, stable, file- and keychain-safe name for `text`: hex of the first `bytes` of its
+/// SHA-256.
+pub(crate) fn short_hash(text: &str, bytes: usize) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())[..bytes]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Roles, groups and permissions a JWT access token claims. **Informational**: a client must not
 /// validate or rely on access tokens (they are meant for the resource server), so these are
 /// decoded without verification and only ever displayed.
@@ -185,16 +210,7 @@ impl AccessTokenClaims {
     /// Reads the claims of a JWT access token. Opaque tokens, and JWTs with none of the claims,
     /// give `None`.
     pub(crate) fn peek(token: &str) -> Option<Self> {
-        use base64::Engine as _;
-        let mut parts = token.split('.');
-        let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .ok()?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let value = jwt_payload(token)?;
         let list = |key: &str| -> Vec<String> {
             match value.get(key) {
                 Some(serde_json::Value::String(s)) => s
