@@ -8,6 +8,6 @@ convert -size 512x512 xc:none \
   -fill white -draw 'circle 256,210 256,130' -draw 'rectangle 226,240 286,400' \
   -draw 'rectangle 286,330 346,360' -draw 'rectangle 286,380 336,400' \
   PNG32:icon.png
-npx --yes @tauri-apps/cli@^2 icon icon.png -o .
+../tests/scripts/tauri-cli icon icon.png -o .
 rm -rf android ios Square*Logo.png StoreLogo.png
 touch ../src-tauri/tauri.conf.json   # icons alone don't trigger a rebuild

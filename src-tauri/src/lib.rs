@@ -36,8 +36,10 @@ pub fn redirect_uri() -> Url {
     Url::parse(&format!("{SCHEME}:/callback")).expect("LATCHKEY_SCHEME is validated by build.rs")
 }
 
-/// The app as shipped: real keychain, system browser, process environment.
+/// The app as shipped: real keychain, system browser, process environment. Call it first thing in
+/// `main`: it sets WebKit's environment before any thread exists.
 pub fn run() {
+    platform::before_threads();
     init_logging();
     let builder = tauri::Builder::default()
         // First: a second launch (how Linux and Windows deliver a redirect) hands its argv to the

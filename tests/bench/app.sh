@@ -16,16 +16,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export PATH="$HOME/.cargo/bin:$PATH"
-# The Tauri CLI (prebuilt npm package), kept out of tests/package.json: its per-platform
-# optional packages do not survive a lockfile without registry URLs.
-TOOLS=${LATCHKEY_TOOLS_DIR:-$ROOT/target/npm-tools}
-TAURI="$TOOLS/node_modules/.bin/tauri"
+TAURI=$ROOT/tests/scripts/tauri-cli
 HELLO=${BENCH_HELLO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/latchkey-hello.XXXXXX")}
 cleanup() { [[ -n ${BENCH_HELLO_DIR:-} ]] || rm -rf "$HELLO"; }
 trap cleanup EXIT
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-[[ -x $TAURI ]] || { mkdir -p "$TOOLS" && npm install --prefix "$TOOLS" --no-save --no-audit --no-fund @tauri-apps/cli@^2 >&2; }
 [[ -d $ROOT/tests/node_modules/oidc-provider ]] || (cd "$ROOT/tests" && npm ci --no-audit --no-fund >&2)
 command -v tauri-driver >/dev/null || cargo install tauri-driver --version '^2' --locked >&2
 

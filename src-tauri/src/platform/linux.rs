@@ -6,6 +6,22 @@ use std::process::Command;
 
 use super::Handler;
 
+/// Environment for WebKitGTK, set before any thread exists (see [`super::before_threads`]).
+///
+/// `WEBKIT_DISABLE_DMABUF_RENDERER=1`: with compositing off (below) the DMA-BUF renderer has
+/// nothing to share, yet it still sets up buffers in both processes: about 9 MB PSS here
+/// (`tests/bench/app.sh`). It is also the usual cure for blank windows on some GPU drivers.
+/// A value the user set wins.
+#[allow(unsafe_code)]
+pub fn before_threads() {
+    const VAR: &str = "WEBKIT_DISABLE_DMABUF_RENDERER";
+    if std::env::var_os(VAR).is_none() {
+        // SAFETY: called first thing in `main`, before the app, GTK or any runtime has started a
+        // thread, so nothing can read the environment concurrently.
+        unsafe { std::env::set_var(VAR, "1") };
+    }
+}
+
 /// No GPU compositing: WebKitGTK's accelerated mode keeps a GL context and its buffers in the
 /// web process, about 60 MB PSS here for a one-page local UI that needs none of it (measured in
 /// `tests/bench/app.sh`; the cache model and page cache made no measurable difference). It also

@@ -3,6 +3,9 @@
 use super::Handler;
 
 /// Nothing to tune: the system webview's defaults are fine here.
+/// Nothing to set up front here.
+pub fn before_threads() {}
+
 pub fn tune_webview<R: tauri::Runtime>(_window: &tauri::WebviewWindow<R>) {}
 
 pub fn scheme_handler(_scheme: &str) -> Result<Handler, String> {

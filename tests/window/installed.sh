@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The app as users install it. Builds the release bundles (.deb and .rpm), installs the .deb with
+# dpkg, and runs installed.test.mjs against /usr/bin/latchkey-app in a private session (Xvfb,
+# D-Bus, keyring), with redirects delivered by xdg-open. Removes the package again at exit.
+#
+# It changes the system (dpkg -i as root, or through sudo), so it refuses to run over a latchkey
+# package that is already installed. Env: CARGO_TARGET_DIR (default <repo>/target), SKIP_BUILD=1.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export LATCHKEY_E2E_ARTIFACTS=${LATCHKEY_E2E_ARTIFACTS:-$ROOT/target/e2e-artifacts}
+export PATH="$HOME/.cargo/bin:$PATH"
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+installed() { dpkg-query -W -f='${Status}' latchkey 2>/dev/null | grep -q 'install ok installed'; }
+
+"$ROOT/tests/scripts/install-deps" --window >&2
+
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+if installed; then
+  echo "installed.sh: a latchkey package is already installed, and this test installs and removes its own; remove it first (${sudo:+sudo }dpkg -r latchkey)" >&2
+  exit 2
+fi
+
+if [[ ${SKIP_BUILD:-} != 1 ]]; then
+  say "tauri build --bundles deb,rpm (release, target dir $CARGO_TARGET_DIR)"
+  (cd "$ROOT/src-tauri" && "$ROOT/tests/scripts/tauri-cli" build --bundles deb,rpm >&2)
+fi
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)
+export LATCHKEY_DEB=$CARGO_TARGET_DIR/release/bundle/deb/Latchkey_${version}_$(dpkg --print-architecture).deb
+export LATCHKEY_RPM=$CARGO_TARGET_DIR/release/bundle/rpm/Latchkey-${version}-1.$(uname -m).rpm
+for f in "$LATCHKEY_DEB" "$LATCHKEY_RPM"; do
+  [[ -f $f ]] || { echo "installed.sh: no bundle at $f (did tauri build fail?)" >&2; exit 1; }
+done
+
+remove() { if installed; then $sudo dpkg -r latchkey >/dev/null; fi; }
+trap remove EXIT INT TERM
+say "dpkg -i $(basename "$LATCHKEY_DEB")"
+$sudo dpkg -i "$LATCHKEY_DEB" >/dev/null
+
+say "running the installed-app suite"
+LATCHKEY_APP=/usr/bin/latchkey-app dbus-run-session -- "$HERE/session.sh" \
+  node --test --test-concurrency=1 --test-reporter=spec "$@" "$HERE/installed.test.mjs"
