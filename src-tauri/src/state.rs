@@ -73,6 +73,11 @@ struct Inner {
     refresh_timer: Option<JoinHandle<()>>,
     timeout_timer: Option<JoinHandle<()>>,
     failures: u32,
+    /// The signed-in user's `picture` claim, and the last picture fetched: (claim, `data:` URL).
+    picture_claim: Option<String>,
+    picture: Option<(String, String)>,
+    /// A fetch of this claim is in flight.
+    picture_fetch: Option<String>,
 }
 
 impl Inner {
@@ -92,6 +97,35 @@ impl Inner {
         abort(&mut self.refresh_timer);
         abort(&mut self.timeout_timer);
         self.failures = 0;
+        self.picture_claim = None;
+        self.picture = None;
+    }
+
+    /// The identity to show, with the fetched picture when it is the one its claims name.
+    fn show_identity(&mut self, mut view: IdentityView, id: &Identity) {
+        self.picture_claim = id.picture.clone();
+        if view.picture.is_none()
+            && let (Some(claim), Some((fetched, data))) = (&id.picture, &self.picture)
+            && claim == fetched
+        {
+            view.picture = Some(data.clone());
+        }
+        self.view.identity = Some(view);
+    }
+
+    /// Whether the picture named by the claims still has to be fetched (and mark it as under way).
+    fn wants_picture(&mut self) -> bool {
+        let wanted = self
+            .view
+            .identity
+            .as_ref()
+            .is_some_and(|v| v.picture.is_none())
+            && self.picture_claim.is_some()
+            && self.picture_fetch.is_none();
+        if wanted {
+            self.picture_fetch = self.picture_claim.clone();
+        }
+        wanted
     }
 }
 
@@ -222,9 +256,11 @@ impl AppState {
 
     fn signed_in<R: Runtime>(&self, app: &AppHandle<R>, lk: &Latchkey, id: &Identity) -> ViewModel {
         let view = IdentityView::new(id, &lk.config().scope_descriptions);
+        let mut fetch = false;
         let vm = self.update(app, |i| {
             i.view.phase = Phase::SignedIn;
-            i.view.identity = Some(view);
+            i.show_identity(view, id);
+            fetch = i.wants_picture();
             i.view.waiting = None;
             i.sign_in_url = None;
             i.failures = 0;
@@ -245,7 +281,44 @@ impl AppState {
             }
         });
         self.schedule_refresh(app, id.refresh_at);
+        if fetch {
+            self.fetch_picture(app, id.clone());
+        }
         vm
+    }
+
+    /// The picture is fetched by the core and shown as a `data:` URL: the window loads nothing
+    /// remote (CSP `img-src 'self' data:`). Until it arrives, or if it can't be had, the window
+    /// shows initials; a failure is retried at the next refresh.
+    fn fetch_picture<R: Runtime>(&self, app: &AppHandle<R>, id: Identity) {
+        let Some(lk) = self.lock().latchkey.clone() else {
+            return;
+        };
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            let result = lk.picture(&id).await;
+            let state = app.state::<AppState>();
+            let Some(claim) = id.picture else { return };
+            match result {
+                Ok(Some(picture)) => {
+                    let data = picture.data_url();
+                    state.update(&app, |i| {
+                        i.picture_fetch = None;
+                        if i.picture_claim.as_ref() == Some(&claim)
+                            && let Some(view) = i.view.identity.as_mut()
+                        {
+                            view.picture = Some(data.clone());
+                        }
+                        i.picture = Some((claim, data));
+                    });
+                }
+                Ok(None) => state.lock().picture_fetch = None,
+                Err(e) => {
+                    tracing::info!("the profile picture is not shown: {e}");
+                    state.lock().picture_fetch = None;
+                }
+            }
+        });
     }
 
     /// A refresh (or the start-up `status()`) failed. Only a session the provider ended signs
@@ -268,8 +341,8 @@ impl AppState {
         let mut delay = None;
         let vm = self.update(app, |i| {
             i.view.phase = Phase::SignedIn;
-            if let Some(f) = fallback {
-                i.view.identity = Some(f);
+            if let (Some(f), Some(id)) = (fallback, stored) {
+                i.show_identity(f, id);
             }
             if transient {
                 let wait = Duration::from_secs(RETRY_DELAYS[(i.failures as usize).min(RETRY_DELAYS.len() - 1)]);

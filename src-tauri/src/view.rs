@@ -172,8 +172,8 @@ pub struct IdentityView {
     pub name: Option<String>,
     pub email: Option<String>,
     pub email_verified: Option<bool>,
-    /// Only `data:` image URLs: the CSP allows no remote content, so remote pictures are not
-    /// shown (the initials avatar stands in).
+    /// Only `data:` image URLs, since the CSP allows no remote content: one the provider sent
+    /// inline, or the `picture` URL fetched by the core (`AppState` fills it in when it arrives).
     pub picture: Option<String>,
     pub initials: String,
     pub subject: String,

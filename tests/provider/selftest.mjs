@@ -253,8 +253,11 @@ test('code + PKCE flow via loopback, refresh rotation, replay detection, stats',
   const ui = await (await fetch(`${op.issuer}/me`, { headers: { authorization: `Bearer ${t.json.access_token}` } })).json();
   assert.deepEqual(ui, {
     sub: 'alice', name: 'Alice Example', given_name: 'Alice', family_name: 'Example',
-    email: 'alice@example.com', email_verified: true,
+    email: 'alice@example.com', email_verified: true, picture: `${op.issuer}/avatars/alice.png`,
   });
+  const pic = await fetch(ui.picture);
+  assert.equal(pic.headers.get('content-type'), 'image/png');
+  assert.ok(Buffer.from(await pic.arrayBuffer()).subarray(0, 8).equals(Buffer.from('\x89PNG\r\n\x1a\n', 'latin1')));
 
   // refresh rotates the refresh token
   const r1 = await refresh(op, t.json.refresh_token);

@@ -112,12 +112,20 @@ const ACCOUNTS = {
   },
 };
 
+// alice has a profile picture, served by this server like a CDN would (GET /avatars/alice.png);
+// bob has none, so clients show their fallback.
+const PICTURES = {
+  alice: Buffer.from('iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAMAAABg3Am1AAAACVBMVEV7XNaFaNnt6P1z/Z98AAAAkklEQVRIx+2UUQ6AIAxD197/0IomKkjoSvzR2O8+RjdGxK/PCK4fARYBORS7fUNyAC9K+FlLJkIDyBxslQ6cCo4OIErw/YDbpXWsJtCbNDwglJpLSX9M7MNxL3dVH1Fyy6uejM5IfRvlk8E5NE00r0kh9uNjT4PzSY8gPYL0CAwAmAW6JUCToAnABYT/HlsBnAUWaloFYGIyyjMAAAAASUVORK5CYII=', 'base64'),
+};
+
 async function findAccount(_ctx, id) {
   const acct = ACCOUNTS[id];
   if (!acct) return undefined;
   return {
     accountId: id,
-    async claims() { return { ...acct }; },
+    async claims() {
+      return PICTURES[id] ? { ...acct, picture: `${issuer}/avatars/${id}.png` } : { ...acct };
+    },
   };
 }
 
@@ -231,6 +239,7 @@ function freshStats() {
     discovery_requests: 0,
     jwks_requests: 0,
     end_session_requests: 0,
+    picture_requests: 0,
     interactions: { login_pages: 0, logins: 0, login_failures: 0, consent_pages: 0, consents_approved: 0, consents_denied: 0 },
     faults_served: {},
   };
@@ -673,6 +682,12 @@ async function handle(req, res) {
   const url = new URL(req.url, 'http://127.0.0.1');
   try {
     if (url.pathname.startsWith('/__dev/')) return await handleDev(req, res, url);
+    const avatar = req.method === 'GET' && url.pathname.match(/^\/avatars\/([a-z]+)\.png$/);
+    if (avatar && PICTURES[avatar[1]]) {
+      stats.picture_requests += 1;
+      res.writeHead(200, { 'content-type': 'image/png', 'cache-control': 'max-age=3600' });
+      return res.end(PICTURES[avatar[1]]);
+    }
 
     // fault injection (before the provider sees the request)
     const fault = faults.find((f) => f.remaining !== 0 && f.path === url.pathname && (!f.method || f.method === req.method));

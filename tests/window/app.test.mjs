@@ -62,6 +62,7 @@ test('signs in as alice through the system browser, and shows who and what was g
     assert.equal(await app.visibleText('#sign-in'), 'Sign in with your browser');
     await app.screenshot('01-signed-out');
     const before = launches().length;
+    const pictures0 = (await main.stats()).picture_requests;
 
     await app.click('#sign-in');
     await app.waitPhase('signedIn', SIGN_IN);
@@ -77,6 +78,14 @@ test('signs in as alice through the system browser, and shows who and what was g
     assert.equal(granted['api:read'], 'Read your data through the API');
     assert.equal(await app.visibleText('#not-granted-block'), null, 'nothing was refused');
     assert.match(await app.visibleText('#session-refresh'), /renewed automatically/);
+    // The picture claim, fetched by the app's core and shown as a data: URL (the CSP loads nothing
+    // remote), decoded by the webview into a real 48x48 image.
+    const picture = await waitFor('the profile picture', () => app.exec(`const img = document.getElementById('id-picture');
+      return !img.hidden && img.complete && img.naturalWidth > 0 ? { src: img.src, w: img.naturalWidth } : null;`));
+    assert.match(picture.src, /^data:image\/png;base64,iVBORw0KGgo/);
+    assert.equal(picture.w, 48);
+    assert.equal(await app.visibleText('#id-initials'), null, 'initials give way to the picture');
+    assert.equal((await main.stats()).picture_requests, pictures0 + 1, 'fetched once');
     await app.screenshot('02-signed-in');
 
     // One browser launch, for the authorization request, whose redirect came back by deep link.
@@ -182,10 +191,14 @@ test('sign out revokes at the provider, forgets the keychain entry, and can end 
 });
 
 test('granted vs requested: a scope unchecked at the provider shows as requested but not granted', async () => {
-  setBrowser({ DRIVER_UNCHECK: 'api:read' });
+  setBrowser({ DRIVER_UNCHECK: 'api:read', DRIVER_USER: 'bob' });
   try {
     await withApp({ issuer: main.issuer }, async (app) => {
       await signIn(app);
+      // bob has no picture claim: his initials stand in.
+      assert.equal(await app.visibleText('#id-name'), 'Bob Example');
+      assert.equal(await app.visibleText('#id-initials'), 'BE');
+      assert.equal(await app.exec('return document.getElementById("id-picture").hidden'), true);
       const granted = Object.fromEntries(await scopesIn(app, '#granted'));
       assert.ok(!('api:read' in granted), 'api:read not granted');
       assert.ok('email' in granted);

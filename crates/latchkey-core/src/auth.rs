@@ -30,6 +30,7 @@ use crate::flow::{self, Pending, PendingSet};
 use crate::http::{HttpClient, HttpError};
 use crate::lock;
 use crate::loopback::LoopbackServer;
+use crate::picture::{MAX_PICTURE, Picture};
 use crate::session::{AccessToken, Claims, Identity, Session, jwt_payload, short_hash};
 use crate::store::{KEYCHAIN_SERVICE, KEYCHAIN_TIMEOUT, KeyringStore, SecretStore, Vault};
 use crate::verify::{self, NonceCheck, VerifyError};
@@ -653,6 +654,47 @@ impl Latchkey {
     /// The identity, refreshing the session first when its access token has expired.
     pub async fn status(&self) -> Result<Identity> {
         Ok(self.valid_session().await?.identity())
+    }
+    /// Fetches the user's picture when their claims name one (OIDC Core §5.1), so a UI can show
+    /// it without loading remote content. A plain GET with no credentials, through the same
+    /// client as provider calls (timeouts, no redirects, size cap). `Ok(None)`: no `picture`.
+    pub async fn picture(&self, identity: &Identity) -> Result<Option<Picture>> {
+        use openidconnect::http::{Method, Request, StatusCode, header};
+        let Some(claim) = identity.picture.as_deref() else {
+            return Ok(None);
+        };
+        let url = crate::picture::picture_url(claim)
+            .map_err(|why| Error::new(ErrorKind::ProviderInvalid, format!("picture: {why}")))?;
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(url.as_str())
+            .header(
+                header::ACCEPT,
+                "image/png, image/jpeg, image/gif, image/webp",
+            )
+            .body(Vec::new())
+            .map_err(|e| Error::new(ErrorKind::ProviderInvalid, format!("picture: {e}")))?;
+        let response = self
+            .http()?
+            .call(request)
+            .await
+            .map_err(|e| transient_http("fetching the picture", &e))?;
+        if response.status() != StatusCode::OK {
+            return Err(Error::new(
+                ErrorKind::ProviderError,
+                format!("picture: HTTP {}", response.status().as_u16()),
+            ));
+        }
+        Picture::from_bytes(response.into_body())
+            .map(Some)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::ProviderInvalid,
+                    format!(
+                        "picture: not a PNG, JPEG, GIF or WebP image of at most {MAX_PICTURE} bytes"
+                    ),
+                )
+            })
     }
 
     /// A valid access token: the cached one, or a refreshed one.

@@ -6,19 +6,25 @@ use std::process::Command;
 
 use super::Handler;
 
-/// Environment for WebKitGTK, set before any thread exists (see [`super::before_threads`]).
+/// Environment for WebKitGTK and its JavaScript engine, set before any thread exists (see
+/// [`super::before_threads`]). A value the user set wins. Measured in `tests/bench/app.sh`:
 ///
-/// `WEBKIT_DISABLE_DMABUF_RENDERER=1`: with compositing off (below) the DMA-BUF renderer has
-/// nothing to share, yet it still sets up buffers in both processes: about 9 MB PSS here
-/// (`tests/bench/app.sh`). It is also the usual cure for blank windows on some GPU drivers.
-/// A value the user set wins.
+/// - `WEBKIT_DISABLE_DMABUF_RENDERER=1`: with compositing off (below) the DMA-BUF renderer has
+///   nothing to share, yet it still sets up buffers in both processes, about 9 MB PSS. It is also
+///   the usual cure for blank windows on some GPU drivers.
+/// - `JSC_useJIT=false`: the page is our own few kilobytes of script, which the interpreter runs
+///   fast enough; the JIT's executable memory costs about 3 MB and is attack surface we don't need.
 #[allow(unsafe_code)]
 pub fn before_threads() {
-    const VAR: &str = "WEBKIT_DISABLE_DMABUF_RENDERER";
-    if std::env::var_os(VAR).is_none() {
-        // SAFETY: called first thing in `main`, before the app, GTK or any runtime has started a
-        // thread, so nothing can read the environment concurrently.
-        unsafe { std::env::set_var(VAR, "1") };
+    for (var, value) in [
+        ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+        ("JSC_useJIT", "false"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: called first thing in `main`, before the app, GTK or any runtime has started
+            // a thread, so nothing can read the environment concurrently.
+            unsafe { std::env::set_var(var, value) };
+        }
     }
 }
 
