@@ -2,7 +2,7 @@
 # Runs inside tests/scripts/with-keyring; see tests/bench/run.
 set -euo pipefail
 root=$(pwd)
-bin=$root/target/release
+bin=${BENCH_BIN_DIR:-$root/target/release}
 work=$(mktemp -d /tmp/latchkey-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work" 2>/dev/null || true' EXIT
 

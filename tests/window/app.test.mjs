@@ -8,12 +8,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import {
-  APP, App, CLIENT_ID, Provider, SCOPES, SCHEME, WORK, deadIssuer, driverEvents, keychainItems, launches,
+  APP, App, CLI, CLIENT_ID, appEnv, Provider, SCOPES, SCHEME, WORK, deadIssuer, driverEvents, keychainItems, launches,
   readSession, setBrowser, stopStrayApps, waitFor,
 } from './lib/harness.mjs';
 
 const SIGN_IN = { timeoutMs: 30000 };
+const execFileP = promisify(execFile);
 let main; // the dev provider, 1 h access tokens
 let short; // a second dev provider issuing 6 s access tokens
 
@@ -124,6 +127,20 @@ test('restart: the stored session signs in silently, with no browser', async () 
     const stats1 = await main.stats();
     assert.equal(stats1.authorization_requests, stats0.authorization_requests);
   });
+});
+
+test('the CLI shares the session: `latchkey token` and `status` work after signing in through the window', async () => {
+  const stored = await readSession(main.issuer);
+  const stats0 = await main.stats();
+  const env = appEnv(main.issuer);
+  const token = await execFileP(CLI, ['token'], { env });
+  assert.equal(token.stdout.trim(), stored.access_token, 'the window\'s access token, from the shared keychain entry');
+  const status = JSON.parse((await execFileP(CLI, ['status', '--json'], { env })).stdout);
+  assert.equal(status.subject, 'alice');
+  assert.equal(status.issuer, main.issuer);
+  const stats1 = await main.stats();
+  assert.equal(stats1.authorization_requests, stats0.authorization_requests, 'no new sign-in');
+  assert.equal(stats1.token_requests.refresh_token, stats0.token_requests.refresh_token, 'a valid token is not refreshed');
 });
 
 test('no token reaches the webview: not in the DOM, not in any command result', async () => {

@@ -21,12 +21,13 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # 1. System packages, npm packages and tauri-driver: the same installer as every other suite.
 "$ROOT/tests/scripts/install-deps" --window >&2
 
-# 2. The debug app.
+# 2. The debug app, and the CLI (one case checks that it shares the window's session).
 if [[ ${SKIP_BUILD:-} != 1 ]]; then
-  say "cargo build -p latchkey-app (target dir $CARGO_TARGET_DIR)"
-  (cd "$ROOT" && cargo build -p latchkey-app >&2)
+  say "cargo build -p latchkey-app -p latchkey-cli (target dir $CARGO_TARGET_DIR)"
+  (cd "$ROOT" && cargo build -p latchkey-app -p latchkey-cli >&2)
 fi
 [[ -x $LATCHKEY_APP ]] || { echo "no app binary at $LATCHKEY_APP" >&2; exit 2; }
+[[ -x $CARGO_TARGET_DIR/debug/latchkey ]] || { echo "no CLI binary at $CARGO_TARGET_DIR/debug/latchkey" >&2; exit 2; }
 
 # 3. A private D-Bus session with an unlocked keyring, a display, then the suite.
 mkdir -p "$LATCHKEY_E2E_ARTIFACTS" && rm -f "$LATCHKEY_E2E_ARTIFACTS"/*.png

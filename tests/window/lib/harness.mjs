@@ -14,6 +14,9 @@ import { Session } from './webdriver.mjs';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const APP = path.resolve(process.env.LATCHKEY_APP
   ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target'), 'debug/latchkey-app'));
+/** The `latchkey` CLI, for the session shared with the window. */
+export const CLI = path.resolve(process.env.LATCHKEY_CLI
+  ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target'), 'debug/latchkey'));
 export const ARTIFACTS = process.env.LATCHKEY_E2E_ARTIFACTS ?? path.join(ROOT, 'target/e2e-artifacts');
 export const WORK = process.env.LATCHKEY_E2E_WORK ?? fs.mkdtempSync('/tmp/latchkey-window-');
 export const DRIVER_LOG = path.join(WORK, 'driver.log');
