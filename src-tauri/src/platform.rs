@@ -38,16 +38,19 @@ pub use imp::scheme_handler;
 /// Process-wide webview settings that only exist as environment variables. Must run before any
 /// thread is started (the environment is not thread-safe); `LATCHKEY_WEBVIEW_TUNING=0` skips it.
 pub fn before_threads() {
-    if std::env::var("LATCHKEY_WEBVIEW_TUNING").is_ok_and(|v| v == "0") {
-        return;
+    if !tuning_off() {
+        imp::before_threads();
     }
-    imp::before_threads();
+}
+
+fn tuning_off() -> bool {
+    std::env::var("LATCHKEY_WEBVIEW_TUNING").is_ok_and(|v| v == "0")
 }
 
 /// Lighter webview settings for a small local UI (`LATCHKEY_WEBVIEW_TUNING=0` keeps WebKit's
 /// defaults, for measuring).
 pub fn tune_webview<R: Runtime>(app: &AppHandle<R>) {
-    if std::env::var("LATCHKEY_WEBVIEW_TUNING").is_ok_and(|v| v == "0") {
+    if tuning_off() {
         return;
     }
     if let Some(window) = tauri::Manager::get_webview_window(app, "main") {

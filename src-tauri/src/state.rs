@@ -291,33 +291,30 @@ impl AppState {
     /// remote (CSP `img-src 'self' data:`). Until it arrives, or if it can't be had, the window
     /// shows initials; a failure is retried at the next refresh.
     fn fetch_picture<R: Runtime>(&self, app: &AppHandle<R>, id: Identity) {
-        let Some(lk) = self.lock().latchkey.clone() else {
+        let (Some(lk), Some(claim)) = (self.lock().latchkey.clone(), id.picture.clone()) else {
             return;
         };
         let app = app.clone();
         tauri::async_runtime::spawn(async move {
-            let result = lk.picture(&id).await;
+            let fetched = lk.picture(&id).await;
             let state = app.state::<AppState>();
-            let Some(claim) = id.picture else { return };
-            match result {
-                Ok(Some(picture)) => {
-                    let data = picture.data_url();
-                    state.update(&app, |i| {
-                        i.picture_fetch = None;
-                        if i.picture_claim.as_ref() == Some(&claim)
-                            && let Some(view) = i.view.identity.as_mut()
-                        {
-                            view.picture = Some(data.clone());
-                        }
-                        i.picture = Some((claim, data));
-                    });
-                }
-                Ok(None) => state.lock().picture_fetch = None,
-                Err(e) => {
+            let Ok(Some(picture)) = fetched else {
+                if let Err(e) = fetched {
                     tracing::info!("the profile picture is not shown: {e}");
-                    state.lock().picture_fetch = None;
                 }
-            }
+                state.lock().picture_fetch = None;
+                return;
+            };
+            let data = picture.data_url();
+            state.update(&app, |i| {
+                i.picture_fetch = None;
+                if i.picture_claim.as_ref() == Some(&claim)
+                    && let Some(view) = i.view.identity.as_mut()
+                {
+                    view.picture = Some(data.clone());
+                }
+                i.picture = Some((claim, data));
+            });
         });
     }
 

@@ -23,12 +23,7 @@ fn login_status_token_and_the_keychain() {
     assert_eq!(id["subject"], "alice");
     assert_eq!(id["name"], "Alice Example");
     assert_eq!(id["email"], "alice@example.com");
-    let scopes: Vec<&str> = id["scopes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
+    let scopes = strings(&id["scopes"]);
     assert_eq!(
         scopes,
         ["openid", "profile", "email", "offline_access", "api:read"]
@@ -326,21 +321,10 @@ fn access_denied_and_narrowed_grants() {
     sb.set("DRIVER_ACTION", "approve")
         .set("DRIVER_UNCHECK", "api:read");
     let id = sb.login();
-    let granted: Vec<&str> = id["scopes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
+    let granted = strings(&id["scopes"]);
     assert!(!granted.contains(&"api:read"), "{granted:?}");
     assert!(granted.contains(&"email"));
-    assert!(
-        id["requested_scopes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s == "api:read")
-    );
+    assert!(strings(&id["requested_scopes"]).contains(&"api:read"));
     let human = sb.run(&["status"]);
     assert!(
         human.stdout.contains("denied:   api:read"),
@@ -625,6 +609,15 @@ fn bad_input_gets_one_line_errors_not_panics() {
     let r = sb.run(&["status", "--config", config.to_str().unwrap()]);
     assert_eq!(r.code, 2);
     assert!(r.error_line().contains("bad.toml"), "{}", r.stderr);
+}
+
+/// A JSON array of strings.
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s.as_str().expect("a string"))
+        .collect()
 }
 
 fn base64url(s: &str) -> Vec<u8> {
