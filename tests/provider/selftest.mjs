@@ -14,9 +14,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchProvider, stopProvider } from './launch.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SERVER = path.join(HERE, 'server.mjs');
 const DRIVER = path.join(HERE, '..', 'browser', 'driver.mjs');
 const CLIENT_ID = 'latchkey-desktop';
 const ALL_SCOPES = 'openid profile email offline_access api:read';
@@ -25,33 +25,9 @@ const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'latchkey-selftest-'));
 // ------------------------------------------------------------------ helpers
 const providers = [];
 async function startProvider(extraEnv = {}) {
-  const child = spawn(process.execPath, [SERVER, '--port', '0'], {
-    env: { ...process.env, DEV_QUIET: '1', ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const issuer = await new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`provider did not start:\n${stderr}`)), 15000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/^READY (http:\/\/127\.0\.0\.1:\d+)$/m);
-      if (m) { clearTimeout(t); resolve(m[1]); }
-    });
-    child.on('exit', (code) => { clearTimeout(t); reject(new Error(`provider exited ${code}:\n${stderr}`)); });
-  });
-  const p = { child, issuer, stderr: () => stderr };
+  const p = await launchProvider({ env: extraEnv });
   providers.push(p);
   return p;
-}
-
-function stopProvider(p) {
-  return new Promise((resolve) => {
-    if (p.child.exitCode !== null) return resolve(p.child.exitCode);
-    p.child.once('exit', (code, sig) => resolve(code ?? sig));
-    p.child.kill('SIGTERM');
-  });
 }
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');

@@ -42,4 +42,4 @@ $sudo dpkg -i "$LATCHKEY_DEB" >/dev/null
 
 say "running the installed-app suite"
 LATCHKEY_APP=/usr/bin/latchkey-app dbus-run-session -- "$HERE/session.sh" \
-  node --test --test-concurrency=1 --test-reporter=spec "$@" "$HERE/installed.test.mjs"
+  node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "$@" "$HERE/installed.test.mjs"

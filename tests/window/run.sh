@@ -33,4 +33,4 @@ fi
 mkdir -p "$LATCHKEY_E2E_ARTIFACTS" && rm -f "$LATCHKEY_E2E_ARTIFACTS"/*.png
 say "running the window suite (screenshots in $LATCHKEY_E2E_ARTIFACTS)"
 exec dbus-run-session -- "$HERE/session.sh" \
-  node --test --test-concurrency=1 --test-reporter=spec "$@" "$HERE/app.test.mjs"
+  node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "$@" "$HERE/app.test.mjs"

@@ -90,9 +90,15 @@ impl Provider {
             }
             for _ in lines {}
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the dev provider did not start; see {}", log.display()));
+        // Generous: a start takes about a second, but CI machines have been seen far slower.
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            // Not left running: an orphaned provider outlives the test run.
+            let _ = child.kill();
+            let _ = child.wait();
+            // The log lives in `dir`, which the panic removes: print it instead of its path.
+            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the dev provider did not start in 60 s; its stderr:\n{stderr}");
+        };
         let issuer = line
             .strip_prefix("READY ")
             .expect("READY line")

@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { launchProvider } from '../../provider/launch.mjs';
 import { Session } from './webdriver.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -56,25 +57,11 @@ export async function waitFor(what, fn, { timeoutMs = 15000, intervalMs = 100 } 
 
 export class Provider {
   static async start({ port = 0, env = {}, name = 'provider' } = {}) {
-    const log = fs.openSync(path.join(LOGS, `${name}.log`), 'a');
-    const proc = spawn(process.execPath, [path.join(ROOT, 'tests/provider/server.mjs'), '--port', String(port)], {
-      env: { ...process.env, DEV_QUIET: '1', ...env },
-      stdio: ['ignore', 'pipe', log],
-    });
-    let out = '';
-    const ready = await new Promise((resolve, reject) => {
-      proc.stdout.on('data', (d) => {
-        out += d;
-        const m = out.match(/READY (\S+)/);
-        if (m) resolve(m[1]);
-      });
-      proc.once('exit', (code) => reject(new Error(`provider exited (${code}); see ${LOGS}/${name}.log`)));
-    });
-    fs.closeSync(log);
+    const { child, issuer, port: bound } = await launchProvider({ port, env, logFile: path.join(LOGS, `${name}.log`) });
     const p = new Provider();
-    p.proc = proc;
-    p.issuer = ready;
-    p.port = Number(new URL(ready).port);
+    p.proc = child;
+    p.issuer = issuer;
+    p.port = bound;
     p.name = name;
     p.env = env;
     return p;
