@@ -7,6 +7,7 @@
 /// Every command the UI may invoke; `capabilities/main.json` grants exactly these.
 const COMMANDS: &[&str] = &[
     "get_state",
+    "next_state",
     "save_settings",
     "sign_in",
     "cancel_sign_in",

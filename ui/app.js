@@ -3,7 +3,6 @@
 'use strict';
 
 const { invoke } = window.__TAURI__.core;
-const { listen } = window.__TAURI__.event;
 
 const $ = (id) => document.getElementById(id);
 const PHASES = ['starting', 'setup', 'signedOut', 'waiting', 'signedIn'];
@@ -14,7 +13,7 @@ let lastSeq = -1;
 // ---------------------------------------------------------------- rendering
 
 function apply(vm) {
-  if (!vm || typeof vm.seq !== 'number' || vm.seq < lastSeq) return; // events may arrive late
+  if (!vm || typeof vm.seq !== 'number' || vm.seq < lastSeq) return; // answers may cross
   const previous = view;
   lastSeq = vm.seq;
   view = vm;
@@ -23,19 +22,6 @@ function apply(vm) {
 
 function show(el, visible) { el.hidden = !visible; }
 function text(id, value) { $(id).textContent = value ?? ''; }
-
-function fmtTime(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-}
-
-function fmtDateTime(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  const sameDay = d.toDateString() === new Date().toDateString();
-  return sameDay ? fmtTime(iso) : d.toLocaleString();
-}
 
 function render(vm, previous) {
   document.body.dataset.phase = vm.phase;
@@ -100,7 +86,7 @@ function renderNotice(notice) {
   text('notice-detail', notice.detail);
   const retrying = notice.kind === 'refreshRetry';
   show($('notice-retry-at'), retrying && !!notice.retryAt);
-  text('notice-retry-at', retrying && notice.retryAt ? `Next attempt at ${fmtTime(notice.retryAt)}.` : '');
+  text('notice-retry-at', retrying && notice.retryAt ? `Next attempt at ${notice.retryAt.text}.` : '');
   show($('notice-retry'), retrying);
   show($('notice-dismiss'), !retrying);
 }
@@ -137,7 +123,7 @@ function renderWaiting(vm) {
   text('w-browser-problem', w.browserProblem
     ? `The browser could not be opened (${w.browserProblem}). Copy the sign-in link and open it in your browser.`
     : '');
-  text('w-expires', w.expiresAt ? fmtTime(w.expiresAt) : '');
+  text('w-expires', w.expiresAt.text);
   $('w-link').value = w.signInUrl || '';
 }
 
@@ -189,8 +175,9 @@ function renderSignedIn(id) {
   }
 
   const expiry = $('session-expiry');
-  expiry.dataset.expiresAt = id.expiresAt;
-  expiry.textContent = `Access expires at ${fmtDateTime(id.expiresAt)}.`;
+  // Times come formatted (view.rs `Moment`): the page does no date arithmetic.
+  expiry.dataset.expiresAt = id.expiresAt.at;
+  expiry.textContent = `Access expires at ${id.expiresAt.text}.`;
   text('session-refresh', id.refreshable
     ? 'It is renewed automatically in the background; you stay signed in.'
     : 'The provider did not allow automatic renewal; you will need to sign in again when it expires.');
@@ -266,14 +253,26 @@ function wire() {
 
 // ---------------------------------------------------------------- start
 
+/** Follows the state: `next_state` answers as soon as the view's seq passes ours (see commands.rs). */
+async function follow() {
+  for (;;) {
+    try {
+      apply(await invoke('next_state', { after: lastSeq < 0 ? null : lastSeq }));
+    } catch {
+      // Only when the IPC itself fails, as while the app quits: pause rather than spin.
+      await new Promise((resolve) => { setTimeout(resolve, 1000); });
+    }
+  }
+}
+
 (async () => {
   wire();
-  // Listen first, then read the state: nothing is missed between the two. Only then is the page
-  // "ready" (tests wait for body[data-ready] before sending deep links).
-  await listen('state-changed', (event) => apply(event.payload));
+  // Read the state, then follow it from that seq on: nothing is missed between the two. Only then
+  // is the page "ready" (tests wait for body[data-ready] before sending deep links).
   try {
     apply(await invoke('get_state'));
   } finally {
     document.body.dataset.ready = 'true';
+    follow();
   }
 })();

@@ -3,12 +3,23 @@
 
 use tauri::{AppHandle, Runtime, State};
 
-use crate::state::{AppState, SettingsForm};
+use crate::state::{AppState, LONG_POLL, SettingsForm};
 use crate::view::{UiError, ViewModel};
 
 #[tauri::command]
 pub async fn get_state(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
     Ok(state.view())
+}
+
+/// The window's long poll: the view once its `seq` is past `after` (at once without one), or
+/// unchanged after [`LONG_POLL`]; the window then asks again. See [`AppState::next_view`] for why
+/// not events.
+#[tauri::command]
+pub async fn next_state(
+    state: State<'_, AppState>,
+    after: Option<u64>,
+) -> Result<ViewModel, UiError> {
+    Ok(state.next_view(after, LONG_POLL).await)
 }
 
 #[tauri::command]
@@ -29,28 +40,21 @@ pub async fn sign_in<R: Runtime>(
 }
 
 #[tauri::command]
-pub async fn cancel_sign_in<R: Runtime>(
-    app: AppHandle<R>,
-    state: State<'_, AppState>,
-) -> Result<ViewModel, UiError> {
-    Ok(state.cancel_sign_in(&app))
+pub async fn cancel_sign_in(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
+    Ok(state.cancel_sign_in())
 }
 
 #[tauri::command]
-pub async fn open_browser_again<R: Runtime>(
-    app: AppHandle<R>,
-    state: State<'_, AppState>,
-) -> Result<ViewModel, UiError> {
-    state.open_browser_again(&app)
+pub async fn open_browser_again(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
+    state.open_browser_again()
 }
 
 #[tauri::command]
-pub async fn sign_out<R: Runtime>(
-    app: AppHandle<R>,
+pub async fn sign_out(
     state: State<'_, AppState>,
     also_provider: bool,
 ) -> Result<ViewModel, UiError> {
-    state.sign_out(&app, also_provider).await
+    state.sign_out(also_provider).await
 }
 
 #[tauri::command]
@@ -62,9 +66,6 @@ pub async fn retry<R: Runtime>(
 }
 
 #[tauri::command]
-pub async fn dismiss<R: Runtime>(
-    app: AppHandle<R>,
-    state: State<'_, AppState>,
-) -> Result<ViewModel, UiError> {
-    Ok(state.dismiss(&app))
+pub async fn dismiss(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
+    Ok(state.dismiss())
 }

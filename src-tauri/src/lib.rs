@@ -26,7 +26,7 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
-pub use state::{AppState, Env, STATE_EVENT};
+pub use state::{AppState, Env, LONG_POLL};
 
 /// The private-use URI scheme (RFC 8252 §7.1), from `tauri.conf.json` via `build.rs`.
 pub const SCHEME: &str = env!("LATCHKEY_SCHEME");
@@ -73,6 +73,7 @@ pub fn app<R: Runtime>(builder: Builder<R>, state: AppState) -> Builder<R> {
         .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::get_state,
+            commands::next_state,
             commands::save_settings,
             commands::sign_in,
             commands::cancel_sign_in,
@@ -136,11 +137,22 @@ fn on_second_instance<R: Runtime>(app: &AppHandle<R>, argv: &[String]) {
 }
 
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LATCHKEY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,latchkey_app_lib=info,latchkey_core=info"));
+    use tracing::Level;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    // As in the CLI, `LATCHKEY_LOG` is a level for our own crates only: dependencies stay at
+    // warn, since their debug output can include request details we don't control.
+    let level = std::env::var("LATCHKEY_LOG")
+        .ok()
+        .and_then(|l| l.parse::<Level>().ok())
+        .unwrap_or(Level::INFO);
+    let filter = Targets::new()
+        .with_default(Level::WARN)
+        .with_target("latchkey_app_lib", level)
+        .with_target("latchkey_core", level);
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(filter)
         .try_init();
 }

@@ -1,8 +1,8 @@
 //! The controller: one state machine between the core and the window.
 //!
-//! Every change goes through [`AppState::update`], which bumps `seq` and emits the whole
-//! [`ViewModel`] as [`STATE_EVENT`]. Commands return the same view model. Neither carries a token:
-//! tokens stay inside `latchkey-core` and the keychain.
+//! Every change goes through [`AppState::update`], which bumps `seq` and wakes the window's long
+//! poll ([`AppState::next_view`]), which answers with the whole [`ViewModel`]. Commands return the
+//! same view model. Neither carries a token: tokens stay inside `latchkey-core` and the keychain.
 //!
 //! A redirect travels: OS → deep-link / single-instance → [`AppState::incoming`] →
 //! `Latchkey::resume` → keychain → [`IdentityView`] → window.
@@ -16,16 +16,17 @@ use chrono::{DateTime, Utc};
 use latchkey_core::config::{self, Paths, Scopes, Settings, Sources};
 use latchkey_core::{Error, ErrorKind, Identity, Latchkey, Ports};
 use tauri::async_runtime::JoinHandle;
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 use url::Url;
 
 use crate::view::{
-    ErrorView, FORM_KEYS, IdentityView, Notice, NoticeKind, Phase, ProviderView, RetryAction,
-    SetupView, UiError, ViewModel, WaitingView, app_message, rfc3339, title,
+    ErrorView, FORM_KEYS, IdentityView, Moment, Notice, NoticeKind, Phase, ProviderView,
+    RetryAction, SetupView, UiError, ViewModel, WaitingView, app_message, title,
 };
 
-/// The event that carries every new [`ViewModel`].
-pub const STATE_EVENT: &str = "state-changed";
+/// How long [`AppState::next_view`] holds the window's request when nothing changes. The window
+/// then asks again; bounded so that no request stays open for good.
+pub const LONG_POLL: Duration = Duration::from_secs(25);
 
 /// Reads an environment variable; injected so tests don't touch the process environment.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -50,6 +51,8 @@ pub struct AppState {
     /// Serializes refreshes and sign-out: a refresh finishing after a sign-out would otherwise
     /// store the session again.
     session_gate: tokio::sync::Mutex<()>,
+    /// The view's latest `seq`, for the window waiting in [`AppState::next_view`].
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl fmt::Debug for AppState {
@@ -143,6 +146,7 @@ impl AppState {
             redirect_uri,
             inner: Mutex::new(Inner::default()),
             session_gate: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -154,18 +158,27 @@ impl AppState {
         self.lock().view.clone()
     }
 
-    /// Applies a change and tells the window.
-    fn update<R: Runtime>(&self, app: &AppHandle<R>, f: impl FnOnce(&mut Inner)) -> ViewModel {
-        let vm = {
-            let mut inner = self.lock();
-            f(&mut inner);
-            inner.view.seq += 1;
-            inner.view.clone()
-        };
-        if let Err(e) = app.emit(STATE_EVENT, &vm) {
-            tracing::warn!("cannot send the state to the window: {e}");
-        }
-        vm
+    /// Applies a change and wakes the window's long poll.
+    fn update(&self, f: impl FnOnce(&mut Inner)) -> ViewModel {
+        let mut inner = self.lock();
+        f(&mut inner);
+        inner.view.seq += 1;
+        // Sent under the lock, so that the watched `seq` never goes backwards.
+        self.changes.send_replace(inner.view.seq);
+        inner.view.clone()
+    }
+
+    /// The view once its `seq` is past `after`: at once if it already is (or there is no `after`),
+    /// else at the next change, or unchanged after `wait`. This is how the window hears of changes, rather than
+    /// through events: each Tauri event is a script the UI process evaluates in the page, and the
+    /// first one makes WebKitGTK start a JavaScript engine in the UI process as well, about
+    /// 2.4 MB PSS (`tests/bench/app.sh`). With no listener, Tauri evaluates nothing.
+    pub async fn next_view(&self, after: Option<u64>, wait: Duration) -> ViewModel {
+        let mut changes = self.changes.subscribe();
+        let past = |seq: &u64| after.is_none_or(|after| *seq > after);
+        // Timed out or not, the answer is the view as it is now.
+        let _ = tokio::time::timeout(wait, changes.wait_for(past)).await;
+        self.view()
     }
 
     fn latchkey(&self) -> Result<Arc<Latchkey>, UiError> {
@@ -193,7 +206,7 @@ impl AppState {
         let (sources, merged) = match loaded {
             Ok(v) => v,
             Err(e) => {
-                return self.update(app, |i| {
+                return self.update(|i| {
                     i.latchkey = None;
                     i.signed_out();
                     i.view.phase = Phase::Setup;
@@ -215,7 +228,7 @@ impl AppState {
             Some(Ok(c)) => c,
             other => {
                 let error = other.and_then(Result::err);
-                return self.update(app, |i| {
+                return self.update(|i| {
                     i.latchkey = None;
                     i.signed_out();
                     i.view.phase = Phase::Setup;
@@ -237,11 +250,11 @@ impl AppState {
 
     async fn restore<R: Runtime>(&self, app: &AppHandle<R>, lk: &Arc<Latchkey>) -> ViewModel {
         match lk.current().await {
-            Err(e) => self.update(app, |i| {
+            Err(e) => self.update(|i| {
                 i.signed_out();
                 i.view.error = Some(ErrorView::from_error(&e, Some(RetryAction::Startup)));
             }),
-            Ok(None) => self.update(app, Inner::signed_out),
+            Ok(None) => self.update(Inner::signed_out),
             Ok(Some(stored)) => {
                 let _gate = self.session_gate.lock().await;
                 match lk.status().await {
@@ -257,7 +270,7 @@ impl AppState {
     fn signed_in<R: Runtime>(&self, app: &AppHandle<R>, lk: &Latchkey, id: &Identity) -> ViewModel {
         let view = IdentityView::new(id, &lk.config().scope_descriptions);
         let mut fetch = false;
-        let vm = self.update(app, |i| {
+        let vm = self.update(|i| {
             i.view.phase = Phase::SignedIn;
             i.show_identity(view, id);
             fetch = i.wants_picture();
@@ -306,7 +319,7 @@ impl AppState {
                 return;
             };
             let data = picture.data_url();
-            state.update(&app, |i| {
+            state.update(|i| {
                 i.picture_fetch = None;
                 if i.picture_claim.as_ref() == Some(&claim)
                     && let Some(view) = i.view.identity.as_mut()
@@ -328,7 +341,7 @@ impl AppState {
         stored: Option<&Identity>,
     ) -> ViewModel {
         if matches!(e.kind(), ErrorKind::SessionExpired | ErrorKind::NotSignedIn) {
-            return self.update(app, |i| {
+            return self.update(|i| {
                 i.signed_out();
                 i.view.error = Some(ErrorView::from_error(e, Some(RetryAction::SignIn)));
             });
@@ -336,7 +349,7 @@ impl AppState {
         let fallback = stored.map(|id| IdentityView::new(id, &lk.config().scope_descriptions));
         let transient = e.is_transient();
         let mut delay = None;
-        let vm = self.update(app, |i| {
+        let vm = self.update(|i| {
             i.view.phase = Phase::SignedIn;
             if let (Some(f), Some(id)) = (fallback, stored) {
                 i.show_identity(f, id);
@@ -351,7 +364,7 @@ impl AppState {
                     message: "Couldn't refresh the session. You are still signed in; Latchkey will try again by itself."
                         .into(),
                     detail: Some(app_message(e)),
-                    retry_at: Some(rfc3339(at)),
+                    retry_at: Some(Moment::new(at)),
                 });
             } else {
                 i.view.error = Some(ErrorView::from_error(e, Some(RetryAction::Refresh)));
@@ -434,7 +447,7 @@ impl AppState {
         let sign_in = match begun {
             Ok(s) => s,
             Err(e) => {
-                return Ok(self.update(app, |i| {
+                return Ok(self.update(|i| {
                     i.beginning = false;
                     i.view.notice = None;
                     i.view.error = Some(ErrorView::from_error(&e, Some(RetryAction::SignIn)));
@@ -442,7 +455,7 @@ impl AppState {
             }
         };
         let mut attempt = 0;
-        self.update(app, |i| {
+        self.update(|i| {
             i.beginning = false;
             i.attempt += 1;
             attempt = i.attempt;
@@ -453,17 +466,12 @@ impl AppState {
             i.sign_in_url = Some(sign_in.url.clone());
         });
         self.schedule_timeout(app, attempt, sign_in.expires_at);
-        Ok(self.open_sign_in_page(app, &lk, &sign_in.url))
+        Ok(self.open_sign_in_page(&lk, &sign_in.url))
     }
 
-    fn open_sign_in_page<R: Runtime>(
-        &self,
-        app: &AppHandle<R>,
-        lk: &Latchkey,
-        url: &Url,
-    ) -> ViewModel {
+    fn open_sign_in_page(&self, lk: &Latchkey, url: &Url) -> ViewModel {
         let opened = lk.open_browser(url);
-        self.update(app, |i| {
+        self.update(|i| {
             if let Some(w) = i.view.waiting.as_mut() {
                 match &opened {
                     Ok(()) => {
@@ -476,11 +484,11 @@ impl AppState {
         })
     }
 
-    pub fn open_browser_again<R: Runtime>(&self, app: &AppHandle<R>) -> Result<ViewModel, UiError> {
+    pub fn open_browser_again(&self) -> Result<ViewModel, UiError> {
         let lk = self.latchkey()?;
         let url = self.lock().sign_in_url.clone();
         let url = url.ok_or_else(|| UiError::new("not_signing_in", "No sign-in is in progress"))?;
-        Ok(self.open_sign_in_page(app, &lk, &url))
+        Ok(self.open_sign_in_page(&lk, &url))
     }
 
     fn schedule_timeout<R: Runtime>(&self, app: &AppHandle<R>, attempt: u64, at: DateTime<Utc>) {
@@ -488,14 +496,14 @@ impl AppState {
         let app = app.clone();
         let timer = tauri::async_runtime::spawn(async move {
             tokio::time::sleep(wait).await;
-            app.state::<AppState>().sign_in_timed_out(&app, attempt);
+            app.state::<AppState>().sign_in_timed_out(attempt);
         });
         let mut i = self.lock();
         abort(&mut i.timeout_timer);
         i.timeout_timer = Some(timer);
     }
 
-    fn sign_in_timed_out<R: Runtime>(&self, app: &AppHandle<R>, attempt: u64) {
+    fn sign_in_timed_out(&self, attempt: u64) {
         let Ok(lk) = self.latchkey() else { return };
         let minutes = lk.config().login_timeout.as_secs().div_ceil(60);
         let within = if lk.config().login_timeout.as_secs() < 60 {
@@ -505,7 +513,7 @@ impl AppState {
         } else {
             format!("{minutes} minutes")
         };
-        self.update(app, |i| {
+        self.update(|i| {
             if i.attempt != attempt || i.view.phase != Phase::Waiting {
                 return;
             }
@@ -524,11 +532,11 @@ impl AppState {
         });
     }
 
-    pub fn cancel_sign_in<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
+    pub fn cancel_sign_in(&self) -> ViewModel {
         if let Ok(lk) = self.latchkey() {
             lk.cancel();
         }
-        self.update(app, |i| {
+        self.update(|i| {
             if i.view.phase != Phase::Waiting {
                 return;
             }
@@ -546,7 +554,7 @@ impl AppState {
     pub async fn incoming<R: Runtime>(&self, app: &AppHandle<R>, url: String) -> ViewModel {
         focus_main(app);
         let Ok(lk) = self.latchkey() else {
-            return self.update(app, |i| {
+            return self.update(|i| {
                 i.view.error = Some(ErrorView {
                     kind: "foreign_callback".into(),
                     title: title(ErrorKind::ForeignCallback).into(),
@@ -556,14 +564,14 @@ impl AppState {
                 });
             });
         };
-        self.update(app, |i| {
+        self.update(|i| {
             if let Some(w) = i.view.waiting.as_mut() {
                 w.finishing = true;
             }
         });
         match lk.resume(&url).await {
             Ok(id) => {
-                self.update(app, |i| {
+                self.update(|i| {
                     i.view.error = None;
                     i.view.notice = None;
                 });
@@ -572,7 +580,7 @@ impl AppState {
             Err(e) => {
                 tracing::info!(kind = ?e.kind(), "redirect rejected: {e}");
                 let still_waiting = lk.is_signing_in();
-                self.update(app, |i| {
+                self.update(|i| {
                     if let Some(w) = i.view.waiting.as_mut() {
                         w.finishing = false;
                     }
@@ -591,19 +599,13 @@ impl AppState {
     /// Revokes and forgets the session. With `also_provider`, opens the provider's end-session
     /// page in the system browser, from here: its URL carries the ID token as `id_token_hint`
     /// and never goes to the window.
-    pub async fn sign_out<R: Runtime>(
-        &self,
-        app: &AppHandle<R>,
-        also_provider: bool,
-    ) -> Result<ViewModel, UiError> {
+    pub async fn sign_out(&self, also_provider: bool) -> Result<ViewModel, UiError> {
         let lk = self.latchkey()?;
         let _gate = self.session_gate.lock().await;
         let out = match lk.logout().await {
             Ok(out) => out,
             Err(e) => {
-                return Ok(self.update(app, |i| {
-                    i.view.error = Some(ErrorView::from_error(&e, None))
-                }));
+                return Ok(self.update(|i| i.view.error = Some(ErrorView::from_error(&e, None))));
             }
         };
         let mut message = if out.revoked {
@@ -633,7 +635,7 @@ impl AppState {
                 }
             }
         }
-        Ok(self.update(app, |i| {
+        Ok(self.update(|i| {
             i.signed_out();
             i.view.error = None;
             i.view.notice = Some(Notice::info(message));
@@ -694,14 +696,14 @@ impl AppState {
             &candidate.scopes,
             &skip,
         )?;
-        self.update(app, |i| i.view.error = None);
+        self.update(|i| i.view.error = None);
         Ok(self.startup(app).await)
     }
 
     /// The banner's retry: refresh when signed in, otherwise read everything again.
     pub async fn retry<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
         let phase = self.lock().view.phase;
-        self.update(app, |i| i.view.error = None);
+        self.update(|i| i.view.error = None);
         match phase {
             Phase::SignedIn => self.refresh_now(app).await,
             Phase::Waiting => self.view(),
@@ -709,8 +711,8 @@ impl AppState {
         }
     }
 
-    pub fn dismiss<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
-        self.update(app, |i| {
+    pub fn dismiss(&self) -> ViewModel {
+        self.update(|i| {
             i.view.error = None;
             if i.view
                 .notice

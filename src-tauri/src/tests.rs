@@ -234,6 +234,43 @@ fn stored_session_signs_in_silently_and_no_command_returns_a_token() {
 }
 
 #[test]
+fn next_state_answers_at_the_next_change_or_unchanged_after_its_wait() {
+    let f = Fixture::configured();
+    f.store_session();
+    let (app, window) = f.app();
+    let seq = wait_phase(&app, Phase::SignedIn).seq;
+
+    // No `after`, or one already passed: at once.
+    let vm = invoke(&window, "next_state", json!({ "after": null })).expect("next_state");
+    assert_eq!(vm["seq"], json!(seq));
+    let vm = invoke(&window, "next_state", json!({ "after": seq - 1 })).expect("next_state");
+    assert_eq!(vm["seq"], json!(seq));
+
+    // Nothing changes: the view as it was, once the wait is over.
+    let state = app.state::<AppState>();
+    let started = Instant::now();
+    let vm = tauri::async_runtime::block_on(state.next_view(Some(seq), Duration::from_millis(200)));
+    assert_eq!(vm.seq, seq);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+
+    // A change while the window waits: answered with it, well before the 25 s long poll ends.
+    let waiting = window.clone();
+    let poll = std::thread::spawn(move || {
+        let started = Instant::now();
+        let vm = invoke(&waiting, "next_state", json!({ "after": seq }));
+        (vm, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    invoke(&window, "dismiss", json!({})).expect("dismiss");
+    let (vm, took) = poll.join().expect("poll thread");
+    let vm = vm.expect("next_state");
+    assert_eq!(vm["seq"], json!(seq + 1));
+    assert_eq!(vm["phase"], "signedIn");
+    assert_no_token("next_state", &vm.to_string());
+    assert!(took < Duration::from_secs(10), "answered after {took:?}");
+}
+
+#[test]
 fn command_errors_serialize_as_kind_and_message() {
     let f = Fixture::configured();
     f.store_session();
@@ -254,6 +291,8 @@ fn the_window_may_call_only_the_apps_commands() {
     let (app, window) = f.app();
     wait_phase(&app, Phase::SignedOut);
     for cmd in [
+        // The window follows the state with `next_state`, not events.
+        "plugin:event|listen",
         "plugin:window|close",
         "plugin:webview|print",
         "plugin:app|version",

@@ -5,7 +5,7 @@
 //! (token-free by the core's contract). The sign-in URL in [`WaitingView`] carries `state` and the
 //! PKCE challenge, which are not credentials: the verifier never leaves the core.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Local, SecondsFormat, TimeZone, Utc};
 use latchkey_core::config::{self, Merged, Source};
 use latchkey_core::{Error, ErrorKind, Identity, describe_scope};
 use serde::Serialize;
@@ -130,7 +130,7 @@ impl SetupView {
 pub struct WaitingView {
     /// The authorization request, for "Copy sign-in link". Not a credential.
     pub sign_in_url: String,
-    pub expires_at: String,
+    pub expires_at: Moment,
     pub browser_opened: bool,
     /// Why the browser didn't open, when it didn't.
     pub browser_problem: Option<String>,
@@ -142,7 +142,7 @@ impl WaitingView {
     pub fn new(url: &url::Url, expires_at: DateTime<Utc>) -> Self {
         Self {
             sign_in_url: url.to_string(),
-            expires_at: rfc3339(expires_at),
+            expires_at: Moment::new(expires_at),
             browser_opened: false,
             browser_problem: None,
             finishing: false,
@@ -185,7 +185,7 @@ pub struct IdentityView {
     pub not_granted: Vec<ScopeView>,
     /// From a JWT access token; informational only.
     pub access_claims: Option<AccessClaimsView>,
-    pub expires_at: String,
+    pub expires_at: Moment,
     pub refreshable: bool,
 }
 
@@ -221,7 +221,7 @@ impl IdentityView {
             granted: id.scopes.iter().map(scope).collect(),
             not_granted: id.denied_scopes().iter().map(scope).collect(),
             access_claims,
-            expires_at: rfc3339(id.expires_at),
+            expires_at: Moment::new(id.expires_at),
             refreshable: id.refreshable,
         }
     }
@@ -262,7 +262,7 @@ pub struct Notice {
     /// The technical cause, when there is one.
     pub detail: Option<String>,
     /// For `refreshRetry`: when the next attempt is due.
-    pub retry_at: Option<String>,
+    pub retry_at: Option<Moment>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -405,13 +405,62 @@ impl std::fmt::Display for UiError {
 
 impl std::error::Error for UiError {}
 
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+/// A time for the window: RFC 3339 for scripts and tests, and the local wall-clock text to show,
+/// 24-hour, with the date (ISO 8601) when it is not today. Formatted here rather than in the page:
+/// JavaScript's local-time functions make WebKit load ICU's time-zone and locale data into the web
+/// process, about 2 MB PSS (`tests/bench/app.sh`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moment {
+    pub at: String,
+    pub text: String,
+}
+
+impl Moment {
+    pub fn new(t: DateTime<Utc>) -> Self {
+        Self::in_zone(t, Utc::now(), &Local)
+    }
+
+    fn in_zone<Tz: TimeZone>(t: DateTime<Utc>, now: DateTime<Utc>, zone: &Tz) -> Self
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        let local = t.with_timezone(zone);
+        let format = if local.date_naive() == now.with_timezone(zone).date_naive() {
+            "%H:%M:%S"
+        } else {
+            "%Y-%m-%d %H:%M:%S"
+        };
+        Self {
+            at: t.to_rfc3339_opts(SecondsFormat::Secs, true),
+            text: local.format(format).to_string(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_are_local_wall_clock_with_the_date_when_not_today() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
+        let (Ok(now), Ok(t)) = (utc("2026-11-22T22:30:00Z"), utc("2026-11-22T23:15:09Z")) else {
+            panic!("bad test times");
+        };
+        let east = chrono::FixedOffset::east_opt(2 * 3600).expect("offset");
+        let m = Moment::in_zone(t, now, &Utc);
+        assert_eq!(m.at, "2026-11-22T23:15:09Z");
+        assert_eq!(m.text, "23:15:09");
+        // Two hours east, both fall on the 23rd: still the same day.
+        assert_eq!(Moment::in_zone(t, now, &east).text, "01:15:09");
+        // An hour later: the next day in UTC, the same day in the east.
+        let later = t + chrono::Duration::hours(1);
+        assert_eq!(
+            Moment::in_zone(later, now, &Utc).text,
+            "2026-11-23 00:15:09"
+        );
+        assert_eq!(Moment::in_zone(later, now, &east).text, "02:15:09");
+    }
 
     #[test]
     fn initials_of_names_and_emails() {

@@ -134,19 +134,23 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
     // Only our own crates log, and only when asked: dependencies' debug output can include
     // request details we don't control.
     let Some(level) = std::env::var("LATCHKEY_LOG").ok().filter(|l| !l.is_empty()) else {
         return;
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "warn,latchkey={level},latchkey_core={level}"
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let level = level.parse().unwrap_or(tracing::Level::WARN);
+    let filter = Targets::new()
+        .with_default(tracing::Level::WARN)
+        .with_target("latchkey", level)
+        .with_target("latchkey_core", level);
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(filter)
         .init();
 }
 
