@@ -216,7 +216,7 @@ let seq = 0;
 export class App {
   /**
    * Starts the app through tauri-driver (a fresh driver per launch, so each launch has its own
-   * environment) and waits until the page has registered its listeners.
+   * environment) and waits until the page is ready (body[data-ready]: it follows the state).
    */
   static async launch({ issuer, env = {}, args = [], name, application = APP } = {}) {
     await stopStrayApps(application);
