@@ -168,11 +168,13 @@ impl AppState {
         inner.view.clone()
     }
 
-    /// The view once its `seq` is past `after`: at once if it already is (or there is no `after`),
-    /// else at the next change, or unchanged after `wait`. This is how the window hears of changes, rather than
-    /// through events: each Tauri event is a script the UI process evaluates in the page, and the
-    /// first one makes WebKitGTK start a JavaScript engine in the UI process as well, about
-    /// 2.4 MB PSS (`tests/bench/app.sh`). With no listener, Tauri evaluates nothing.
+    /// The view once its `seq` is past `after`: at once if it already is (or there is no
+    /// `after`), else at the next change, or unchanged after `wait`.
+    ///
+    /// This is how the window hears of changes, rather than through events: each Tauri event is a
+    /// script the UI process evaluates in the page, and the first one makes WebKitGTK start a
+    /// JavaScript engine in the UI process as well, about 2.4 MB PSS (`tests/bench/app.sh`).
+    /// With no listener, Tauri evaluates nothing.
     pub async fn next_view(&self, after: Option<u64>, wait: Duration) -> ViewModel {
         let mut changes = self.changes.subscribe();
         let past = |seq: &u64| after.is_none_or(|after| *seq > after);
