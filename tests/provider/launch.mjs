@@ -12,14 +12,15 @@ import { fileURLToPath } from 'node:url';
 const SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'server.mjs');
 
 /** Generous: a start takes about a second, but CI machines have been seen far slower. */
-export const START_TIMEOUT_MS = 60_000;
+const START_TIMEOUT_MS = 60_000;
 
 /**
  * @param {object} o
  * @param {number} [o.port] 0 for an ephemeral port
  * @param {object} [o.env] added to this process's environment (DEV_QUIET=1 is the default)
  * @param {string} [o.logFile] where the provider's stderr goes; kept in memory when absent
- * @returns {Promise<{ child, issuer: string, port: number, stderr: () => string }>}
+ * @param {number} [o.timeoutMs] how long to wait for READY before killing it
+ * @returns {Promise<{ child, issuer: string, port: number }>}
  */
 export async function launchProvider({ port = 0, env = {}, logFile, timeoutMs = START_TIMEOUT_MS } = {}) {
   const log = logFile ? fs.openSync(logFile, 'a') : 'pipe';
@@ -53,7 +54,7 @@ export async function launchProvider({ port = 0, env = {}, logFile, timeoutMs = 
     });
     const ms = Date.now() - t0;
     if (ms > 10_000) process.stderr.write(`note: the dev provider took ${ms} ms to start (${diagnose(child.pid)})\n`);
-    return { child, issuer, port: Number(new URL(issuer).port), stderr: stderrText };
+    return { child, issuer, port: Number(new URL(issuer).port) };
   } catch (e) {
     child.kill('SIGKILL');
     throw e;

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { launchProvider } from '../../provider/launch.mjs';
+import { launchProvider, stopProvider } from '../../provider/launch.mjs';
 import { Session } from './webdriver.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -83,9 +83,7 @@ export class Provider {
   introspect(token) { return this.post('/__dev/introspect', { token }); }
 
   async stop() {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGTERM');
-    await once(this.proc, 'exit');
+    await stopProvider({ child: this.proc });
   }
 
   /** The same issuer again (new process, empty state: grants and tokens are gone). */
