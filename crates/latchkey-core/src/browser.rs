@@ -9,6 +9,11 @@ use url::Url;
 pub trait BrowserLauncher: Send + Sync + fmt::Debug {
     /// Opens `url` and returns once the browser was started (not when the user is done).
     fn open(&self, url: &Url) -> Result<(), String>;
+
+    /// Whether a browser could be opened at all, checked before trying; `Err` says why not.
+    fn usable(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The system browser: `$BROWSER` when set, else the platform opener.
@@ -19,15 +24,20 @@ pub trait BrowserLauncher: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone)]
 pub struct SystemBrowser {
     browser_env: Option<String>,
+    /// Linux and the BSDs: whether `DISPLAY` or `WAYLAND_DISPLAY` is set, without which
+    /// `xdg-open` has no graphical browser to start (an ssh session, a container).
+    has_display: bool,
 }
 
 impl SystemBrowser {
-    /// Reads `$BROWSER` now.
+    /// Reads `$BROWSER`, `DISPLAY` and `WAYLAND_DISPLAY` now.
     pub fn from_env() -> Self {
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).is_some();
         Self {
             browser_env: std::env::var("BROWSER")
                 .ok()
                 .filter(|s| !s.trim().is_empty()),
+            has_display: set("DISPLAY") || set("WAYLAND_DISPLAY"),
         }
     }
 
@@ -54,6 +64,17 @@ pub(crate) fn browser_argv(entry: &str, url: &str) -> Option<Vec<String>> {
 }
 
 impl BrowserLauncher for SystemBrowser {
+    fn usable(&self) -> Result<(), String> {
+        // macOS and Windows always have a default browser to hand a URL to.
+        let needs_display = cfg!(unix) && !cfg!(target_os = "macos");
+        if self.browser_env.is_none() && needs_display && !self.has_display {
+            return Err(
+                "no $BROWSER is set and there is no display (DISPLAY, WAYLAND_DISPLAY)".into(),
+            );
+        }
+        Ok(())
+    }
+
     fn open(&self, url: &Url) -> Result<(), String> {
         let Some(list) = &self.browser_env else {
             return opener::open_browser(url.as_str()).map_err(|e| e.to_string());
@@ -105,9 +126,28 @@ mod tests {
     }
 
     #[test]
+    fn without_browser_or_display_none_is_usable() {
+        let none = SystemBrowser::default();
+        let display = SystemBrowser {
+            has_display: true,
+            ..SystemBrowser::default()
+        };
+        let env = SystemBrowser {
+            browser_env: Some("w3m".into()),
+            ..SystemBrowser::default()
+        };
+        assert!(display.usable().is_ok() && env.usable().is_ok());
+        if cfg!(unix) && !cfg!(target_os = "macos") {
+            let why = none.usable().expect_err("no display");
+            assert!(why.contains("DISPLAY") && why.contains("$BROWSER"), "{why}");
+        }
+    }
+
+    #[test]
     fn a_missing_browser_is_an_error_not_a_panic() {
         let b = SystemBrowser {
             browser_env: Some("/nonexistent/browser-binary".into()),
+            has_display: false,
         };
         let e = b
             .open(&Url::parse("https://example.com").expect("url"))

@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::AppIdentity;
 use crate::error::{Error, Result};
 
 /// Scopes requested when none are configured.
@@ -45,6 +46,13 @@ pub const KEYS: &[&str] = &[
     "extra_auth_params",
     "post_logout_redirect_uri",
     "scope_descriptions",
+    "store",
+    "git_hosts",
+    "git_username",
+    "flow",
+    "par",
+    "dpop",
+    "app_redirect",
 ];
 
 /// Parameters the core sets itself; configuring them would break the protocol.
@@ -59,7 +67,154 @@ const RESERVED_AUTH_PARAMS: &[&str] = &[
     "code_challenge_method",
     "request",
     "request_uri",
+    // Chosen by the flow and the redirect (query, fragment or form_post), and checked on return.
+    "response_mode",
 ];
+
+/// Where a desktop app built on the core receives the redirect (key `app_redirect`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AppRedirect {
+    /// `<scheme>:/callback`, the app's private-use URI scheme (RFC 8252 §7.1).
+    #[default]
+    Scheme,
+    /// The CLI's loopback listener on 127.0.0.1 (RFC 8252 §7.3), for providers that refuse
+    /// private-use schemes for desktop clients (Google).
+    Loopback,
+}
+
+impl AppRedirect {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "scheme" => Ok(AppRedirect::Scheme),
+            "loopback" => Ok(AppRedirect::Loopback),
+            other => Err(format!(
+                "`{other}` is not a redirect; use scheme or loopback"
+            )),
+        }
+    }
+}
+
+/// Which keychain keeps the sessions (key `store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreChoice {
+    /// The OS keychain; on Linux the Secret Service when the session bus has one, else the kernel
+    /// keyring.
+    #[default]
+    Auto,
+    /// Linux: the freedesktop Secret Service only; fail rather than fall back.
+    SecretService,
+    /// Linux: the kernel's persistent keyring (keyutils): memory only, lost at reboot.
+    KernelKeyring,
+}
+
+impl StoreChoice {
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let choice = match text {
+            "auto" => StoreChoice::Auto,
+            "secret-service" => StoreChoice::SecretService,
+            "kernel-keyring" => StoreChoice::KernelKeyring,
+            other => {
+                return Err(format!(
+                    "`{}` is not a store; use auto, secret-service or kernel-keyring",
+                    other.escape_debug()
+                ));
+            }
+        };
+        if choice != StoreChoice::Auto && !cfg!(target_os = "linux") {
+            return Err(format!(
+                "`{text}` exists only on Linux; use auto, the OS keychain"
+            ));
+        }
+        Ok(choice)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreChoice::Auto => "auto",
+            StoreChoice::SecretService => "secret-service",
+            StoreChoice::KernelKeyring => "kernel-keyring",
+        }
+    }
+}
+
+/// Which sign-in flow `login` runs (key `flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FlowChoice {
+    /// Authorization code with PKCE through the browser (RFC 6749 §4.1, RFC 7636, RFC 8252).
+    #[default]
+    Code,
+    /// `code id_token` (OIDC Core §3.3).
+    Hybrid,
+    /// `id_token` with `response_mode=form_post` (OIDC Core §3.2): sign-in only.
+    Implicit,
+    /// The device authorization grant (RFC 8628): a code to type on another device.
+    Device,
+}
+
+impl FlowChoice {
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        Ok(match text {
+            "code" => FlowChoice::Code,
+            "hybrid" => FlowChoice::Hybrid,
+            "implicit" => FlowChoice::Implicit,
+            "device" => FlowChoice::Device,
+            other => {
+                return Err(format!(
+                    "`{}` is not a flow; use code, hybrid, implicit or device",
+                    other.escape_debug()
+                ));
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowChoice::Code => "code",
+            FlowChoice::Hybrid => "hybrid",
+            FlowChoice::Implicit => "implicit",
+            FlowChoice::Device => "device",
+        }
+    }
+}
+
+/// Whether a protocol extension is used (keys `par` and `dpop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UseChoice {
+    /// When the provider's metadata offers it (and always when it requires it).
+    #[default]
+    Auto,
+    /// Always; a provider without it is an error before any browser opens.
+    Always,
+    /// Never; a provider that requires it is an error before any browser opens.
+    Never,
+}
+
+impl UseChoice {
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        Ok(match text {
+            "auto" => UseChoice::Auto,
+            "always" => UseChoice::Always,
+            "never" => UseChoice::Never,
+            other => {
+                return Err(format!(
+                    "`{}` is not a choice here; use auto, always or never",
+                    other.escape_debug()
+                ));
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UseChoice::Auto => "auto",
+            UseChoice::Always => "always",
+            UseChoice::Never => "never",
+        }
+    }
+}
 
 /// A validated configuration, ready to sign in with.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,6 +233,20 @@ pub struct Config {
     pub post_logout_redirect_uri: Option<Url>,
     /// Human descriptions for custom scopes, shown by the app.
     pub scope_descriptions: BTreeMap<String, String>,
+    /// Which keychain keeps the sessions.
+    pub store: StoreChoice,
+    /// Hosts (`host` or `host:port`) the git credential helper answers for; none by default.
+    pub git_hosts: Vec<String>,
+    /// The user name the git credential helper gives with the token.
+    pub git_username: String,
+    /// Which sign-in flow `login` runs.
+    pub flow: FlowChoice,
+    /// Pushed authorization requests (RFC 9126).
+    pub par: UseChoice,
+    /// Sender-constrained tokens (RFC 9449).
+    pub dpop: UseChoice,
+    /// Where the desktop app receives the redirect; the CLI always uses loopback.
+    pub app_redirect: AppRedirect,
 }
 
 impl fmt::Debug for Config {
@@ -91,6 +260,12 @@ impl fmt::Debug for Config {
             .field("profile", &self.profile)
             .field("login_timeout", &self.login_timeout)
             .field("extra_auth_params", &self.extra_auth_params)
+            .field("store", &self.store)
+            .field("git_hosts", &self.git_hosts)
+            .field("git_username", &self.git_username)
+            .field("flow", &self.flow)
+            .field("par", &self.par)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -125,7 +300,7 @@ impl fmt::Debug for ClientSecret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Flag,
-    Env(&'static str),
+    Env(String),
     UserFile(PathBuf),
     SystemFile(PathBuf),
     Default,
@@ -157,6 +332,13 @@ pub struct Settings {
     pub extra_auth_params: Option<BTreeMap<String, String>>,
     pub post_logout_redirect_uri: Option<String>,
     pub scope_descriptions: Option<BTreeMap<String, String>>,
+    pub store: Option<String>,
+    pub git_hosts: Option<Scopes>,
+    pub git_username: Option<String>,
+    pub flow: Option<String>,
+    pub par: Option<String>,
+    pub dpop: Option<String>,
+    pub app_redirect: Option<String>,
 }
 
 /// Scopes as a space/comma separated string or a TOML array.
@@ -210,47 +392,45 @@ struct Layer {
     settings: Settings,
 }
 
-/// Where the files are. The defaults follow each OS's conventions.
+/// Where the configuration comes from: the two files, and the app whose environment variables
+/// are read. The defaults follow each OS's conventions.
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub user_file: Option<PathBuf>,
     pub system_file: Option<PathBuf>,
+    /// Names the variables (`<env_prefix>_ISSUER`, …) and the OS's managed location.
+    pub identity: AppIdentity,
 }
 
 impl Paths {
-    /// The standard locations. `LATCHKEY_CONFIG` replaces the user file. In debug builds only,
-    /// `LATCHKEY_SYSTEM_CONFIG` replaces the managed file so tests can exercise locking; a release
-    /// build always reads the real managed location.
-    pub fn standard(env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let user_file = env("LATCHKEY_CONFIG")
+    /// The standard locations for `identity`. `<PREFIX>_CONFIG` replaces the user file. In debug
+    /// builds only, `<PREFIX>_SYSTEM_CONFIG` replaces the managed file so tests can exercise
+    /// locking; a release build always reads the real managed location.
+    pub fn standard(identity: &AppIdentity, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let user_file = env(&identity.var("CONFIG"))
             .filter(|s| !s.is_empty())
             .map(PathBuf::from)
-            .or_else(|| dirs::config_dir().map(|d| d.join("latchkey").join("config.toml")));
-        let mut system_file = system_config_path();
-        if cfg!(debug_assertions)
-            && let Some(p) = env("LATCHKEY_SYSTEM_CONFIG").filter(|s| !s.is_empty())
-        {
-            system_file = Some(PathBuf::from(p));
-        }
+            .or_else(|| identity.user_config_file());
         Self {
             user_file,
-            system_file,
+            system_file: managed_path(identity, env, !cfg!(debug_assertions)),
+            identity: *identity,
         }
     }
 }
 
-/// The managed, system-wide config file for this OS.
-pub fn system_config_path() -> Option<PathBuf> {
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
-        Some(PathBuf::from(base).join("Latchkey").join("config.toml"))
-    } else if cfg!(target_os = "macos") {
-        Some(PathBuf::from(
-            "/Library/Application Support/Latchkey/config.toml",
-        ))
-    } else {
-        Some(PathBuf::from("/etc/latchkey/config.toml"))
+/// Where the managed file is read from. Only a debug build (`release` false) lets
+/// `<PREFIX>_SYSTEM_CONFIG` move it: in a release build any user could otherwise point "managed"
+/// at a file of their own and unlock every key.
+pub(crate) fn managed_path(
+    identity: &AppIdentity,
+    env: &dyn Fn(&str) -> Option<String>,
+    release: bool,
+) -> Option<PathBuf> {
+    if !release && let Some(p) = env(&identity.var("SYSTEM_CONFIG")).filter(|s| !s.is_empty()) {
+        return Some(PathBuf::from(p));
     }
+    identity.managed_file()
 }
 
 /// All sources, read but not yet validated. The app uses this to render its first-run form even
@@ -263,22 +443,27 @@ pub struct Sources {
     user_path: Option<PathBuf>,
     system: Option<FileSchema>,
     system_path: Option<PathBuf>,
+    identity: AppIdentity,
 }
 
-/// Env variables and the keys they set.
+/// Env variables (after the app's prefix and `_`) and the keys they set.
 const ENV_KEYS: &[(&str, &str)] = &[
-    ("LATCHKEY_ISSUER", "issuer"),
-    ("LATCHKEY_CLIENT_ID", "client_id"),
-    ("LATCHKEY_SCOPES", "scopes"),
-    ("LATCHKEY_REDIRECT_URI", "redirect_uri"),
-    ("LATCHKEY_CLIENT_SECRET", "client_secret"),
-    ("LATCHKEY_PROFILE", "profile"),
-    ("LATCHKEY_LOGIN_TIMEOUT", "login_timeout"),
-    ("LATCHKEY_EXTRA_AUTH_PARAMS", "extra_auth_params"),
-    (
-        "LATCHKEY_POST_LOGOUT_REDIRECT_URI",
-        "post_logout_redirect_uri",
-    ),
+    ("ISSUER", "issuer"),
+    ("CLIENT_ID", "client_id"),
+    ("SCOPES", "scopes"),
+    ("REDIRECT_URI", "redirect_uri"),
+    ("CLIENT_SECRET", "client_secret"),
+    ("PROFILE", "profile"),
+    ("LOGIN_TIMEOUT", "login_timeout"),
+    ("STORE", "store"),
+    ("GIT_HOSTS", "git_hosts"),
+    ("GIT_USERNAME", "git_username"),
+    ("APP_REDIRECT", "app_redirect"),
+    ("EXTRA_AUTH_PARAMS", "extra_auth_params"),
+    ("POST_LOGOUT_REDIRECT_URI", "post_logout_redirect_uri"),
+    ("FLOW", "flow"),
+    ("PAR", "par"),
+    ("DPOP", "dpop"),
 ];
 
 impl Sources {
@@ -289,8 +474,9 @@ impl Sources {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self> {
         let mut env_layers = Vec::new();
-        for (var, key) in ENV_KEYS {
-            let Some(value) = env(var).filter(|v| !v.trim().is_empty()) else {
+        for (suffix, key) in ENV_KEYS {
+            let var = paths.identity.var(suffix);
+            let Some(value) = env(&var).filter(|v| !v.trim().is_empty()) else {
                 continue;
             };
             let mut s = Settings::default();
@@ -300,10 +486,11 @@ impl Sources {
         Ok(Self {
             flags,
             env: env_layers,
-            user: read_file(paths.user_file.as_deref(), false)?,
+            user: read_file(paths.user_file.as_deref(), None)?,
             user_path: paths.user_file.clone(),
-            system: read_file(paths.system_file.as_deref(), true)?,
+            system: read_file(paths.system_file.as_deref(), Some(&paths.identity))?,
             system_path: paths.system_file.clone(),
+            identity: paths.identity,
         })
     }
 
@@ -376,6 +563,7 @@ impl Sources {
             profile: profile.clone(),
             values: BTreeMap::new(),
             locked: locked.clone(),
+            env_prefix: self.identity.env_prefix,
         };
         for key in KEYS.iter().copied() {
             if key == "profile" {
@@ -421,6 +609,29 @@ impl Sources {
     pub fn resolve(&self) -> Result<Config> {
         self.merged()?.validate()
     }
+
+    /// Every profile the sources name: the selected one, `default`, and the `[profiles.*]`
+    /// tables of both files, sorted and once each. (The keychain cannot be listed, so a profile
+    /// that only ever existed as a flag is not among them.)
+    pub fn profiles(&self) -> Vec<String> {
+        let mut names = BTreeSet::from([self.profile(), DEFAULT_PROFILE.to_owned()]);
+        for file in [&self.user, &self.system].into_iter().flatten() {
+            names.extend(file.profiles.keys().cloned());
+        }
+        names.into_iter().collect()
+    }
+
+    /// The configuration of another profile, with everything else as loaded.
+    pub fn resolve_profile(&self, profile: &str) -> Result<Config> {
+        self.clone().for_profile(profile).resolve()
+    }
+
+    /// The same sources with `profile` selected, as if it had been passed as a flag (so a managed
+    /// file that locks `profile` still wins).
+    pub fn for_profile(mut self, profile: &str) -> Self {
+        self.flags.profile = Some(profile.to_owned());
+        self
+    }
 }
 
 impl FileSchema {
@@ -447,7 +658,14 @@ fn overlay(base: &mut Settings, top: Settings) {
         login_timeout,
         extra_auth_params,
         post_logout_redirect_uri,
-        scope_descriptions
+        scope_descriptions,
+        store,
+        git_hosts,
+        git_username,
+        flow,
+        par,
+        dpop,
+        app_redirect
     );
 }
 
@@ -475,6 +693,13 @@ fn get(s: &Settings, key: &str) -> Option<Value> {
         "extra_auth_params" => s.extra_auth_params.clone().map(Value::Map),
         "post_logout_redirect_uri" => text(&s.post_logout_redirect_uri),
         "scope_descriptions" => s.scope_descriptions.clone().map(Value::Map),
+        "store" => text(&s.store),
+        "git_hosts" => s.git_hosts.clone().map(|v| Value::List(v.into_vec())),
+        "git_username" => text(&s.git_username),
+        "flow" => text(&s.flow),
+        "par" => text(&s.par),
+        "dpop" => text(&s.dpop),
+        "app_redirect" => text(&s.app_redirect),
         _ => None,
     }
 }
@@ -491,6 +716,13 @@ fn set_from_text(s: &mut Settings, key: &str, value: String) -> Result<(), Strin
         "login_timeout" => s.login_timeout = Some(Seconds::Text(value)),
         "extra_auth_params" => s.extra_auth_params = Some(parse_params(&value)?),
         "post_logout_redirect_uri" => s.post_logout_redirect_uri = Some(value),
+        "store" => s.store = Some(value),
+        "git_hosts" => s.git_hosts = Some(Scopes::Text(value)),
+        "git_username" => s.git_username = Some(value),
+        "flow" => s.flow = Some(value),
+        "par" => s.par = Some(value),
+        "dpop" => s.dpop = Some(value),
+        "app_redirect" => s.app_redirect = Some(value),
         _ => return Err(format!("unknown key `{key}`")),
     }
     Ok(())
@@ -513,18 +745,35 @@ pub fn parse_params(text: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(out)
 }
 
-fn read_file(path: Option<&Path>, managed: bool) -> Result<Option<FileSchema>> {
+/// Reads a config file; `managed` is the identity whose OS location it is read for, when it is the
+/// managed file.
+fn read_file(path: Option<&Path>, managed: Option<&AppIdentity>) -> Result<Option<FileSchema>> {
+    use std::io::Read as _;
     let Some(path) = path else { return Ok(None) };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let cannot_read =
+        |e: std::io::Error| Error::config(format!("cannot read {}: {e}", path.display()));
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::config(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
+        Err(e) => return Err(cannot_read(e)),
     };
+    if let Some(identity) = managed {
+        // Judged on the file that was opened (its metadata from the handle), so it cannot be
+        // swapped between the check and the read.
+        #[cfg(unix)]
+        check_managed(
+            path,
+            &file.metadata().map_err(cannot_read)?,
+            managed_owner(path, identity),
+        )?;
+        // TODO(windows): refuse a managed file or folder whose ACL lets anyone but
+        // Administrators, SYSTEM or TrustedInstaller write (GetSecurityInfo on the handle,
+        // then the DACL's write-access ACEs). It needs the `windows` crate and unsafe code,
+        // like AppIdentity::managed_file; ProgramData's default ACL lets users create files but
+        // not change an administrator's.
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot_read)?;
     let file: FileSchema = toml::from_str(&text).map_err(|e| {
         Error::config(format!(
             "{}: {}; fix the file or remove it",
@@ -532,7 +781,7 @@ fn read_file(path: Option<&Path>, managed: bool) -> Result<Option<FileSchema>> {
             e.message()
         ))
     })?;
-    if !managed && !file.locked.is_empty() {
+    if managed.is_none() && !file.locked.is_empty() {
         return Err(Error::config(format!(
             "{}: `locked` is only honoured in the system-wide managed file; remove it",
             path.display()
@@ -550,12 +799,86 @@ fn read_file(path: Option<&Path>, managed: bool) -> Result<Option<FileSchema>> {
     Ok(Some(file))
 }
 
+/// Who besides root may own the managed file and its folder: nobody for the OS's managed
+/// location; the current user for another path, which only a debug build
+/// (`<PREFIX>_SYSTEM_CONFIG`, for tests) or an embedder's own [`Paths`] can choose.
+#[cfg(unix)]
+fn managed_owner(path: &Path, identity: &AppIdentity) -> u32 {
+    if identity.managed_file().as_deref() == Some(path) {
+        0
+    } else {
+        rustix::process::geteuid().as_raw()
+    }
+}
+
+/// The managed file locks keys against the user, so only root (or `owner`) may be able to change
+/// it: refused when it or its folder (as named, and where symlinks lead) is owned by another
+/// user or writable by group or others. Otherwise the user, or anyone in the group, could unlock
+/// every key or point the sign-in at their own provider.
+#[cfg(unix)]
+pub(crate) fn check_managed(path: &Path, meta: &std::fs::Metadata, owner: u32) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::config(format!(
+            "refusing the managed config file {}: {why}; only root may be able to change it (`chown root` and `chmod go-w`)",
+            path.display()
+        )))
+    };
+    if !meta.is_file() {
+        return refuse("it is not a regular file".into());
+    }
+    if let Some(why) = untrusted(meta, owner) {
+        return refuse(format!("it is {why}"));
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let named = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => PathBuf::from("."),
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from("/"),
+    };
+    dirs.push(named);
+    if let Some(real) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        && !dirs.contains(&real)
+    {
+        dirs.push(real);
+    }
+    for dir in dirs {
+        let dir_meta = match std::fs::metadata(&dir) {
+            Ok(m) => m,
+            Err(e) => return refuse(format!("cannot inspect its folder {} ({e})", dir.display())),
+        };
+        if let Some(why) = untrusted(&dir_meta, owner) {
+            return refuse(format!("its folder {} is {why}", dir.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Why someone other than root and `owner` could change a file or folder with this metadata.
+#[cfg(unix)]
+fn untrusted(meta: &std::fs::Metadata, owner: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if meta.uid() != 0 && meta.uid() != owner {
+        return Some(format!("owned by uid {}, not root", meta.uid()));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Some("writable by every user".into());
+    }
+    if meta.mode() & 0o020 != 0 {
+        return Some("writable by its group".into());
+    }
+    None
+}
+
 /// Merged values with their sources; what the app shows in its first-run form.
 #[derive(Debug, Clone)]
 pub struct Merged {
     pub profile: String,
     values: BTreeMap<&'static str, (Source, Value)>,
     locked: BTreeSet<String>,
+    /// The app's variable prefix, for messages that name a variable.
+    env_prefix: &'static str,
 }
 
 impl Merged {
@@ -575,8 +898,12 @@ impl Merged {
         })
     }
 
+    /// Whether the managed file locks `key` and its value is the managed file's. A lock applies
+    /// only to keys the managed file sets (see [`Sources::merged`]): another key it names keeps
+    /// the value of another source, which is the user's to change.
     pub fn is_locked(&self, key: &str) -> bool {
-        self.locked.contains(key) && self.values.contains_key(key)
+        self.locked.contains(key)
+            && matches!(self.values.get(key), Some((Source::SystemFile(_), _)))
     }
 
     fn source(&self, key: &str) -> String {
@@ -600,16 +927,18 @@ impl Merged {
         };
 
         let issuer = text("issuer").filter(|s| !s.is_empty()).ok_or_else(|| {
-            Error::config(
-                "no issuer configured; pass --issuer, set LATCHKEY_ISSUER, or add `issuer` to the config file",
-            )
+            Error::config(format!(
+                "no issuer configured; set ${}_ISSUER or add `issuer` to the config file",
+                self.env_prefix
+            ))
         })?;
         validate_issuer(&issuer).map_err(|why| err("issuer", why))?;
 
         let client_id = text("client_id").filter(|s| !s.is_empty()).ok_or_else(|| {
-            Error::config(
-                "no client_id configured; pass --client-id, set LATCHKEY_CLIENT_ID, or add `client_id` to the config file",
-            )
+            Error::config(format!(
+                "no client_id configured; set ${}_CLIENT_ID or add `client_id` to the config file",
+                self.env_prefix
+            ))
         })?;
         if client_id.chars().any(|c| c.is_control()) {
             return Err(err("client_id", "contains control characters".into()));
@@ -647,7 +976,7 @@ impl Merged {
             if RESERVED_AUTH_PARAMS.contains(&k.as_str()) {
                 return Err(err(
                     "extra_auth_params",
-                    format!("`{k}` is set by Latchkey itself and cannot be configured"),
+                    format!("`{k}` is set by the app itself and cannot be configured"),
                 ));
             }
         }
@@ -672,8 +1001,59 @@ impl Merged {
             extra_auth_params,
             post_logout_redirect_uri,
             scope_descriptions: map("scope_descriptions"),
+            store: match text("store") {
+                None => StoreChoice::Auto,
+                Some(t) => StoreChoice::parse(&t).map_err(|why| err("store", why))?,
+            },
+            git_hosts: match self.values.get("git_hosts") {
+                Some((_, Value::List(l))) => l
+                    .iter()
+                    .map(|h| validate_git_host(h))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|why| err("git_hosts", why))?,
+                _ => Vec::new(),
+            },
+            git_username: match text("git_username") {
+                None => "oauth2".into(),
+                Some(u) if u.is_empty() || u.chars().any(|c| c.is_control()) => {
+                    return Err(err("git_username", "must be a non-empty name".into()));
+                }
+                Some(u) => u,
+            },
+            flow: match text("flow") {
+                None => FlowChoice::Code,
+                Some(t) => FlowChoice::parse(&t).map_err(|why| err("flow", why))?,
+            },
+            par: match text("par") {
+                None => UseChoice::Auto,
+                Some(t) => UseChoice::parse(&t).map_err(|why| err("par", why))?,
+            },
+            dpop: match text("dpop") {
+                None => UseChoice::Auto,
+                Some(t) => UseChoice::parse(&t).map_err(|why| err("dpop", why))?,
+            },
+            app_redirect: match text("app_redirect") {
+                None => AppRedirect::Scheme,
+                Some(t) => AppRedirect::parse(&t).map_err(|why| err("app_redirect", why))?,
+            },
         })
     }
+}
+
+/// A git host as git names it in the credential protocol: `host` or `host:port`, lower-cased.
+fn validate_git_host(host: &str) -> std::result::Result<String, String> {
+    let h = host.trim().to_ascii_lowercase();
+    let valid = !h.is_empty()
+        && h.len() <= 255
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !valid {
+        return Err(format!(
+            "`{}` is not a host; use a name like git.example.com or git.example.com:8443",
+            host.escape_debug()
+        ));
+    }
+    Ok(h)
 }
 
 /// An issuer is an https URL without query or fragment; plain http only for loopback hosts, where
@@ -774,6 +1154,61 @@ pub fn save_user_settings_except(
     scopes: &[String],
     skip: &[&str],
 ) -> Result<()> {
+    save_user_settings_in(path, None, issuer, client_id, scopes, skip)
+}
+
+/// Sets one text key in the user file (in `[profiles.<name>]` with `Some(name)`), keeping
+/// everything else; the key must be one of [`KEYS`].
+pub fn save_user_value(path: &Path, profile: Option<&str>, key: &str, value: &str) -> Result<()> {
+    if !KEYS.contains(&key) {
+        return Err(Error::internal(format!(
+            "`{key}` is not a configuration key"
+        )));
+    }
+    edit_user_file(path, profile, |table| {
+        table.insert(key.into(), toml::Value::String(value.into()));
+    })
+}
+
+/// [`save_user_settings_except`] for one profile: with `Some(name)` the keys go into the user
+/// file's `[profiles.<name>]` table, leaving the top level and the other profiles as they are.
+pub fn save_user_settings_in(
+    path: &Path,
+    profile: Option<&str>,
+    issuer: &str,
+    client_id: &str,
+    scopes: &[String],
+    skip: &[&str],
+) -> Result<()> {
+    let values = [
+        ("issuer", toml::Value::String(issuer.into())),
+        ("client_id", toml::Value::String(client_id.into())),
+        (
+            "scopes",
+            toml::Value::Array(
+                scopes
+                    .iter()
+                    .map(|s| toml::Value::String(s.clone()))
+                    .collect(),
+            ),
+        ),
+    ];
+    edit_user_file(path, profile, |table| {
+        for (key, value) in values {
+            if !skip.contains(&key) {
+                table.insert(key.into(), value);
+            }
+        }
+    })
+}
+
+/// Reads the user file (or starts one), lets `change` edit the top level or a profile's table,
+/// and writes it back.
+fn edit_user_file(
+    path: &Path,
+    profile: Option<&str>,
+    change: impl FnOnce(&mut toml::Table),
+) -> Result<()> {
     let mut doc: toml::Table = match std::fs::read_to_string(path) {
         Ok(t) => toml::from_str(&t).map_err(|e| {
             Error::config(format!(
@@ -790,24 +1225,31 @@ pub fn save_user_settings_except(
             )));
         }
     };
-    let values = [
-        ("issuer", toml::Value::String(issuer.into())),
-        ("client_id", toml::Value::String(client_id.into())),
-        (
-            "scopes",
-            toml::Value::Array(
-                scopes
-                    .iter()
-                    .map(|s| toml::Value::String(s.clone()))
-                    .collect(),
-            ),
-        ),
-    ];
-    for (key, value) in values {
-        if !skip.contains(&key) {
-            doc.insert(key.into(), value);
+    let table = match profile {
+        None => &mut doc,
+        Some(name) => {
+            let profiles = doc
+                .entry("profiles")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(profiles) = profiles else {
+                return Err(Error::config(format!(
+                    "{}: `profiles` must be a table of [profiles.<name>] sections; fix the file",
+                    path.display()
+                )));
+            };
+            let entry = profiles
+                .entry(name)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(entry) = entry else {
+                return Err(Error::config(format!(
+                    "{}: `profiles.{name}` must be a table; fix the file",
+                    path.display()
+                )));
+            };
+            entry
         }
-    }
+    };
+    change(table);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
@@ -842,6 +1284,7 @@ mod tests {
             paths: Paths {
                 user_file: Some(user_path),
                 system_file: Some(system_path),
+                identity: crate::AppIdentity::TEST,
             },
             _dir: dir,
             env: HashMap::new(),
@@ -897,9 +1340,9 @@ mod tests {
         );
 
         f.env
-            .insert("LATCHKEY_ISSUER".into(), "https://env.example".into());
+            .insert("CORE_TEST_ISSUER".into(), "https://env.example".into());
         f.env
-            .insert("LATCHKEY_SCOPES".into(), "openid,api:read".into());
+            .insert("CORE_TEST_SCOPES".into(), "openid,api:read".into());
         let c = f.resolve(Settings::default()).expect("valid");
         assert_eq!(c.issuer, "https://env.example");
         assert_eq!(c.scopes, ["openid", "api:read"]);
@@ -935,9 +1378,39 @@ mod tests {
         assert!(e.message().contains("the command line"), "{e}");
 
         f.env
-            .insert("LATCHKEY_ISSUER".into(), "https://evil.example".into());
+            .insert("CORE_TEST_ISSUER".into(), "https://evil.example".into());
         let e = f.resolve(Settings::default()).expect_err("locked");
-        assert!(e.message().contains("$LATCHKEY_ISSUER"), "{e}");
+        assert!(e.message().contains("$CORE_TEST_ISSUER"), "{e}");
+    }
+
+    /// Regression (fuzz target `config`): a key the managed file locks but does not set takes
+    /// the user's value, so it is not shown as managed (doctor, the app's form) either.
+    #[test]
+    fn a_locked_key_the_managed_file_does_not_set_is_not_shown_as_locked() {
+        let f = fixture(
+            Some("client_id = \"other\"\n"),
+            Some("issuer = \"https://corp.example\"\nlocked = [\"issuer\", \"client_id\"]\n"),
+        );
+        let merged = f
+            .load(Settings::default())
+            .expect("load")
+            .merged()
+            .expect("merge");
+        assert!(merged.is_locked("issuer"));
+        let (value, source) = merged.text("client_id").expect("client_id");
+        let user = f.paths.user_file.clone().expect("user file");
+        assert_eq!(
+            (value.as_str(), source.clone()),
+            ("other", Source::UserFile(user))
+        );
+        assert!(
+            !merged.is_locked("client_id"),
+            "the user's value is shown as managed"
+        );
+        assert_eq!(
+            f.resolve(Settings::default()).expect("ok").client_id,
+            "other"
+        );
     }
 
     #[test]
@@ -948,6 +1421,28 @@ mod tests {
             e.message().contains("only honoured in the system-wide"),
             "{e}"
         );
+    }
+
+    /// Documented in the README: `*` (or naming `profile`) never locks the profile; locks apply
+    /// to whichever profile is selected.
+    #[test]
+    fn lock_all_does_not_lock_the_profile() {
+        let managed = "issuer = \"https://corp.example\"\nclient_id = \"corp\"\nprofile = \"work\"\nlocked = [\"*\", \"profile\"]\n";
+        let home = || Settings {
+            profile: Some("home".into()),
+            ..Default::default()
+        };
+        let f = fixture(Some("[profiles.home]\nlogin_timeout = 60\n"), Some(managed));
+        let sources = f.load(home()).expect("load");
+        assert!(!sources.merged().expect("merge").is_locked("profile"));
+        let c = sources.resolve().expect("another profile");
+        assert_eq!((c.profile.as_str(), c.client_id.as_str()), ("home", "corp"));
+        let f = fixture(
+            Some("[profiles.home]\nclient_id = \"mine\"\n"),
+            Some(managed),
+        );
+        let e = f.resolve(home()).expect_err("still locked there");
+        assert!(e.message().contains("`client_id`"), "{e}");
     }
 
     #[test]
@@ -998,6 +1493,67 @@ mod tests {
     }
 
     #[test]
+    fn app_redirect_is_scheme_or_loopback() {
+        let base = "issuer = \"https://id.example\"\nclient_id = \"a\"\n";
+        let f = fixture(Some(base), None);
+        assert_eq!(
+            f.resolve(Settings::default())
+                .expect("default")
+                .app_redirect,
+            AppRedirect::Scheme
+        );
+        let f = fixture(Some(&format!("{base}app_redirect = \"loopback\"\n")), None);
+        assert_eq!(
+            f.resolve(Settings::default())
+                .expect("loopback")
+                .app_redirect,
+            AppRedirect::Loopback
+        );
+        let mut f = fixture(Some(base), None);
+        f.env
+            .insert("CORE_TEST_APP_REDIRECT".into(), "https".into());
+        let e = f.resolve(Settings::default()).expect_err("bad");
+        assert!(
+            e.message()
+                .contains("`app_redirect` from $CORE_TEST_APP_REDIRECT"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_profile_is_saved_in_its_own_table_and_read_back() {
+        let f = fixture(
+            Some("issuer = \"https://a.example\"\nclient_id = \"a\"\n"),
+            None,
+        );
+        let path = f.paths.user_file.clone().expect("user file");
+        let scopes = vec!["openid".to_owned(), "email".to_owned()];
+        save_user_settings_in(&path, Some("work"), "https://b.example", "b", &scopes, &[])
+            .expect("save");
+        let sources = f.load(Settings::default()).expect("load");
+        assert!(sources.profiles().contains(&"work".to_owned()));
+        let work = sources.resolve_profile("work").expect("work");
+        assert_eq!(
+            (work.issuer.as_str(), work.client_id.as_str()),
+            ("https://b.example", "b")
+        );
+        assert_eq!(work.profile, "work");
+        let default = sources.resolve().expect("default");
+        assert_eq!(
+            default.issuer, "https://a.example",
+            "the top level is untouched"
+        );
+        assert_eq!(
+            sources
+                .for_profile("work")
+                .resolve()
+                .expect("selected")
+                .issuer,
+            "https://b.example"
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_and_source() {
         let f = fixture(
             Some("issuer = \"http://id.example.com\"\nclient_id = \"a\"\n"),
@@ -1009,7 +1565,7 @@ mod tests {
 
         let f = fixture(Some("issuer = \"https://id.example\"\n"), None);
         let e = f.resolve(Settings::default()).expect_err("no client");
-        assert!(e.message().contains("--client-id"), "{e}");
+        assert!(e.message().contains("$CORE_TEST_CLIENT_ID"), "{e}");
     }
 
     #[test]
@@ -1037,7 +1593,7 @@ mod tests {
             None,
         );
         f.env.insert(
-            "LATCHKEY_EXTRA_AUTH_PARAMS".into(),
+            "CORE_TEST_EXTRA_AUTH_PARAMS".into(),
             "prompt=login&audience=https%3A%2F%2Fapi".into(),
         );
         let c = f.resolve(Settings::default()).expect("ok");
@@ -1046,10 +1602,134 @@ mod tests {
             Some("https://api")
         );
         f.env
-            .insert("LATCHKEY_EXTRA_AUTH_PARAMS".into(), "state=x".into());
+            .insert("CORE_TEST_EXTRA_AUTH_PARAMS".into(), "state=x".into());
         let e = f.resolve(Settings::default()).expect_err("reserved");
         assert!(e.message().contains("`state`"), "{e}");
+        // The flow picks the response mode, and the response is checked against it.
+        f.env.insert(
+            "CORE_TEST_EXTRA_AUTH_PARAMS".into(),
+            "response_mode=query".into(),
+        );
+        let e = f.resolve(Settings::default()).expect_err("reserved");
+        assert!(e.message().contains("`response_mode`"), "{e}");
         assert!(parse_params("novalue").is_err());
+    }
+
+    #[test]
+    fn store_key_is_validated_and_lockable() {
+        let base = "issuer = \"https://id.example\"\nclient_id = \"a\"\n";
+        let f = fixture(Some(base), None);
+        assert_eq!(
+            f.resolve(Settings::default()).expect("default").store,
+            StoreChoice::Auto
+        );
+        let f = fixture(Some(&format!("{base}store = \"kernel-keyring\"\n")), None);
+        assert_eq!(
+            f.resolve(Settings::default()).expect("kernel").store,
+            StoreChoice::KernelKeyring
+        );
+        let f = fixture(Some(&format!("{base}store = \"file\"\n")), None);
+        let e = f.resolve(Settings::default()).expect_err("bad store");
+        assert!(e.message().starts_with("`store` from "), "{e}");
+        assert!(e.message().contains("secret-service"), "{e}");
+        // IT can pin the store: the managed value wins over the user's flag.
+        let f = fixture(
+            Some(base),
+            Some("store = \"secret-service\"\nlocked = [\"store\"]\n"),
+        );
+        let flags = Settings {
+            store: Some("kernel-keyring".into()),
+            ..Settings::default()
+        };
+        let e = f.resolve(flags).expect_err("locked");
+        assert!(e.message().contains("managed by your organization"), "{e}");
+        assert_eq!(
+            f.resolve(Settings::default()).expect("managed").store,
+            StoreChoice::SecretService
+        );
+    }
+
+    #[test]
+    fn flow_par_and_dpop_are_validated_with_key_and_source() {
+        let base = "issuer = \"https://id.example\"\nclient_id = \"a\"\n";
+        let f = fixture(Some(base), None);
+        let c = f.resolve(Settings::default()).expect("defaults");
+        assert_eq!(
+            (c.flow, c.par, c.dpop),
+            (FlowChoice::Code, UseChoice::Auto, UseChoice::Auto)
+        );
+        let f = fixture(
+            Some(&format!(
+                "{base}flow = \"device\"\npar = \"never\"\ndpop = \"always\"\n"
+            )),
+            None,
+        );
+        let c = f.resolve(Settings::default()).expect("set");
+        assert_eq!(
+            (c.flow, c.par, c.dpop),
+            (FlowChoice::Device, UseChoice::Never, UseChoice::Always)
+        );
+        for flow in ["code", "hybrid", "implicit", "device"] {
+            assert_eq!(FlowChoice::parse(flow).expect("valid").as_str(), flow);
+        }
+
+        // Each source is named: the file, the variable, the flag.
+        let f = fixture(Some(&format!("{base}par = \"sometimes\"\n")), None);
+        let e = f.resolve(Settings::default()).expect_err("bad par");
+        let user = f.paths.user_file.clone().expect("user file");
+        assert_eq!(
+            e.message(),
+            format!(
+                "`par` from {}: `sometimes` is not a choice here; use auto, always or never",
+                user.display()
+            )
+        );
+        let mut f = fixture(Some(base), None);
+        f.env.insert("CORE_TEST_FLOW".into(), "pkce".into());
+        let e = f.resolve(Settings::default()).expect_err("bad flow");
+        assert_eq!(
+            e.message(),
+            "`flow` from $CORE_TEST_FLOW: `pkce` is not a flow; use code, hybrid, implicit or device"
+        );
+        let flags = Settings {
+            dpop: Some("yes".into()),
+            ..Settings::default()
+        };
+        let e = fixture(Some(base), None)
+            .resolve(flags)
+            .expect_err("bad dpop");
+        assert!(
+            e.message()
+                .starts_with("`dpop` from the command line: `yes`"),
+            "{e}"
+        );
+        assert!(!e.message().contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn the_managed_file_can_lock_the_flow_and_require_dpop() {
+        let base = "issuer = \"https://id.example\"\nclient_id = \"a\"\n";
+        let f = fixture(
+            Some(base),
+            Some("flow = \"code\"\ndpop = \"always\"\nlocked = [\"flow\", \"dpop\"]\n"),
+        );
+        let c = f.resolve(Settings::default()).expect("managed");
+        assert_eq!((c.flow, c.dpop), (FlowChoice::Code, UseChoice::Always));
+        let flags = Settings {
+            flow: Some("implicit".into()),
+            ..Settings::default()
+        };
+        let e = f.resolve(flags).expect_err("locked flow");
+        assert!(
+            e.message()
+                .starts_with("`flow` is managed by your organization in "),
+            "{e}"
+        );
+        assert!(e.message().contains("the command line"), "{e}");
+        let mut f2 = fixture(Some(base), Some("dpop = \"always\"\nlocked = [\"dpop\"]\n"));
+        f2.env.insert("CORE_TEST_DPOP".into(), "never".into());
+        let e = f2.resolve(Settings::default()).expect_err("locked dpop");
+        assert!(e.message().contains("$CORE_TEST_DPOP"), "{e}");
     }
 
     #[test]
@@ -1063,7 +1743,7 @@ mod tests {
     #[test]
     fn cli_redirect_must_be_loopback() {
         assert!(validate_loopback_redirect("http://127.0.0.1:8400/cb").is_ok());
-        assert!(validate_loopback_redirect("com.example.latchkey:/callback").is_err());
+        assert!(validate_loopback_redirect("com.example.app:/callback").is_err());
         assert!(validate_loopback_redirect("https://app.example/cb").is_err());
     }
 
@@ -1118,5 +1798,98 @@ mod tests {
             (c.issuer.as_str(), c.client_id.as_str()),
             ("https://corp.example", "app")
         );
+    }
+
+    #[test]
+    fn only_a_debug_build_lets_the_environment_move_the_managed_file() {
+        const ID: crate::AppIdentity = crate::AppIdentity::TEST;
+        let env =
+            |k: &str| (k == "CORE_TEST_SYSTEM_CONFIG").then(|| "/home/me/mine.toml".to_owned());
+        assert_eq!(managed_path(&ID, &env, true), ID.managed_file(), "release");
+        assert_eq!(
+            managed_path(&ID, &env, false),
+            Some(PathBuf::from("/home/me/mine.toml")),
+            "debug"
+        );
+        let empty = |k: &str| (k == "CORE_TEST_SYSTEM_CONFIG").then(String::new);
+        assert_eq!(managed_path(&ID, &empty, false), ID.managed_file());
+        assert_eq!(managed_path(&ID, &|_| None, false), ID.managed_file());
+    }
+
+    #[cfg(unix)]
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_managed_file_others_can_change_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "issuer = \"https://corp.example\"\nlocked = [\"issuer\"]\n",
+        )
+        .expect("write");
+        let me = rustix::process::geteuid().as_raw();
+        let check = |owner: u32| {
+            let meta = std::fs::metadata(&path).expect("meta");
+            check_managed(&path, &meta, owner)
+        };
+        chmod(dir.path(), 0o755);
+        chmod(&path, 0o644);
+        check(me).expect("0644 in a 0755 folder, owned as expected");
+        for (mode, why) in [
+            (0o666, "writable by every user"),
+            (0o664, "writable by its group"),
+        ] {
+            chmod(&path, mode);
+            let e = check(me).expect_err("writable by others");
+            assert!(e.message().contains(why), "{mode:o}: {e}");
+            assert!(
+                e.message().contains("refusing the managed config file"),
+                "{e}"
+            );
+        }
+        chmod(&path, 0o644);
+        for mode in [0o777, 0o775, 0o1777] {
+            chmod(dir.path(), mode);
+            let e = check(me).expect_err("folder writable by others");
+            assert!(e.message().contains("its folder"), "{mode:o}: {e}");
+        }
+        chmod(dir.path(), 0o755);
+        if me != 0 {
+            // Owned by this user, but root is required.
+            let e = check(0).expect_err("not root's");
+            assert!(
+                e.message()
+                    .contains(&format!("owned by uid {me}, not root")),
+                "{e}"
+            );
+        } else {
+            std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+            let e = check(0).expect_err("another user's");
+            assert!(e.message().contains("owned by uid 65534"), "{e}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn loading_refuses_a_writable_managed_file_and_a_user_file_is_not_judged() {
+        let f = fixture(
+            Some("client_id = \"mine\"\n"),
+            Some("issuer = \"https://corp.example\"\nlocked = [\"issuer\"]\n"),
+        );
+        let system = f.paths.system_file.clone().expect("path");
+        let user = f.paths.user_file.clone().expect("path");
+        chmod(&system, 0o666);
+        let e = f.load(Settings::default()).expect_err("world-writable");
+        assert_eq!(e.kind(), crate::error::ErrorKind::Config);
+        assert!(e.message().contains("writable by every user"), "{e}");
+        chmod(&system, 0o644);
+        chmod(&user, 0o666);
+        f.load(Settings::default())
+            .expect("the user's own file may be anything");
     }
 }

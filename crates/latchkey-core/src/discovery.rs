@@ -18,8 +18,9 @@ use openidconnect::core::{
 use openidconnect::{AsyncHttpClient, ProviderMetadata};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::http::{HttpClient, HttpError};
+use crate::session::Endpoints;
 
 pub const CACHE_TTL: Duration = Duration::hours(1);
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::seconds(60);
@@ -35,6 +36,14 @@ pub struct ExtraMetadata {
     pub authorization_response_iss_parameter_supported: Option<bool>,
     /// RFC 8414 §2.
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// RFC 8628 §4.
+    pub device_authorization_endpoint: Option<String>,
+    /// RFC 9126 §5.
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 9126 §5: the provider accepts authorization requests only through PAR.
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449 §5.1: the JWS algorithms the provider accepts in DPoP proofs.
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 impl openidconnect::AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -70,6 +79,24 @@ impl Provider {
     pub(crate) fn extra(&self) -> &ExtraMetadata {
         self.metadata.additional_metadata()
     }
+
+    /// The endpoints a session's secrets go to, as this metadata names them.
+    pub(crate) fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            // validate_metadata refuses metadata without one.
+            token: self
+                .metadata
+                .token_endpoint()
+                .map(|u| u.as_str().to_owned())
+                .unwrap_or_default(),
+            revocation: self.extra().revocation_endpoint.clone(),
+            end_session: self.extra().end_session_endpoint.clone(),
+            userinfo: self
+                .metadata
+                .userinfo_endpoint()
+                .map(|u| u.url().as_str().to_owned()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -92,9 +119,14 @@ pub(crate) struct Discovery {
 }
 
 fn unreachable(what: &str, e: HttpError) -> Error {
+    // A certificate that does not verify says what to do itself; retrying will not help.
+    let advice = match e {
+        HttpError::Tls { .. } => "",
+        _ => "; check your network and try again",
+    };
     Error::new(
         ErrorKind::ProviderUnreachable,
-        format!("{what}: {e}; check your network and try again"),
+        format!("{what}: {e}{advice}"),
     )
 }
 
@@ -126,6 +158,19 @@ impl Discovery {
             *current = Some(Arc::clone(&p));
             return Ok(p);
         }
+        let p = Arc::new(self.fetch(http, now).await?);
+        self.write_cache(&p);
+        *current = Some(Arc::clone(&p));
+        Ok(p)
+    }
+
+    /// Fetches the metadata and keys from the network now, whatever is cached, and caches them.
+    pub(crate) async fn get_fresh(
+        &self,
+        http: &HttpClient,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Provider>> {
+        let mut current = self.current.lock().await;
         let p = Arc::new(self.fetch(http, now).await?);
         self.write_cache(&p);
         *current = Some(Arc::clone(&p));
@@ -256,33 +301,47 @@ pub(crate) async fn get_json(
         .uri(url)
         .header(openidconnect::http::header::ACCEPT, "application/json")
         .body(Vec::new())
-        .map_err(|e| invalid(format!("{what}: invalid URL `{url}`: {e}")))?;
+        .map_err(|e| invalid(format!("{what}: invalid URL `{}`: {e}", sanitize(url))))?;
     let response = http.call(request).await.map_err(|e| unreachable(what, e))?;
     if response.status() != openidconnect::http::StatusCode::OK {
         return Err(invalid(format!(
-            "{what}: {url} answered HTTP {}; check the issuer URL",
+            "{what}: {} answered HTTP {}; check the issuer URL",
+            sanitize(url),
             response.status().as_u16()
         )));
     }
-    serde_json::from_slice(response.body())
-        .map_err(|e| invalid(format!("{what}: {url} did not return JSON ({e})")))
+    serde_json::from_slice(response.body()).map_err(|e| {
+        invalid(format!(
+            "{what}: {} did not return JSON ({})",
+            sanitize(url),
+            sanitize(&e.to_string())
+        ))
+    })
 }
 
 fn parse_jwks(raw: &serde_json::Value) -> Result<CoreJsonWebKeySet> {
-    serde_json::from_value(raw.clone())
-        .map_err(|e| invalid(format!("the provider's key set is invalid ({e})")))
+    serde_json::from_value(raw.clone()).map_err(|e| {
+        invalid(format!(
+            "the provider's key set is invalid ({})",
+            sanitize(&e.to_string())
+        ))
+    })
 }
 
 /// Checks the metadata against OIDC Discovery §4.3 and what Latchkey needs.
 pub(crate) fn validate_metadata(issuer: &str, raw: &serde_json::Value) -> Result<Metadata> {
-    let metadata: Metadata = serde_json::from_value(raw.clone())
-        .map_err(|e| invalid(format!("the provider's configuration is invalid ({e})")))?;
+    let metadata: Metadata = serde_json::from_value(raw.clone()).map_err(|e| {
+        invalid(format!(
+            "the provider's configuration is invalid ({})",
+            sanitize(&e.to_string())
+        ))
+    })?;
     // Discovery §4.3: the returned issuer MUST be identical to the one used to fetch it; this is
     // what stops a mix-up between providers.
     if metadata.issuer().as_str() != issuer {
         return Err(invalid(format!(
             "the provider says its issuer is `{}`, but `{issuer}` is configured; set issuer to the exact value",
-            metadata.issuer().as_str()
+            sanitize(metadata.issuer().as_str())
         )));
     }
     if metadata.token_endpoint().is_none() {
@@ -311,6 +370,8 @@ pub(crate) fn validate_metadata(issuer: &str, raw: &serde_json::Value) -> Result
             Some(metadata.jwks_uri().as_str()),
             extra.revocation_endpoint.as_deref(),
             extra.end_session_endpoint.as_deref(),
+            extra.device_authorization_endpoint.as_deref(),
+            extra.pushed_authorization_request_endpoint.as_deref(),
         ];
         if let Some(bad) = endpoints
             .into_iter()
@@ -318,11 +379,27 @@ pub(crate) fn validate_metadata(issuer: &str, raw: &serde_json::Value) -> Result
             .find(|e| !e.starts_with("https:"))
         {
             return Err(invalid(format!(
-                "the provider's endpoint `{bad}` is not https"
+                "the provider's endpoint `{}` is not https",
+                sanitize(bad)
             )));
         }
     }
     Ok(metadata)
+}
+
+/// The smallest valid discovery document for `issuer` (endpoints under it, RS256), for unit tests
+/// to extend with the keys they are about.
+#[cfg(test)]
+pub(crate) fn minimal_metadata(issuer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    })
 }
 
 #[cfg(test)]
@@ -345,6 +422,14 @@ impl Provider {
             raw_metadata,
             raw_jwks: serde_json::json!({"keys": []}),
         }
+    }
+}
+
+#[cfg(test)]
+impl Discovery {
+    /// Makes `provider` the current metadata, so tests need no network.
+    pub(crate) fn seed_for_tests(&self, provider: Provider) {
+        *self.current.blocking_lock() = Some(Arc::new(provider));
     }
 }
 
@@ -375,6 +460,27 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
         assert!(e.message().contains("says its issuer is"), "{e}");
         assert!(validate_metadata("https://evil.example", &raw("https://id.example")).is_err());
+    }
+
+    #[test]
+    fn issuer_mismatch_message_is_sanitized() {
+        let evil = "https://id.example/\u{1b}]8;;https://x\u{7}\u{9b}2J";
+        let mut r = raw("https://id.example");
+        r["issuer"] = serde_json::json!(evil);
+        let e = validate_metadata("https://id.example", &r).expect_err("mismatch");
+        let text = e.to_string();
+        assert!(text.contains("says its issuer is"), "{text}");
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+
+    #[test]
+    fn https_endpoint_message_is_sanitized() {
+        let mut r = raw("https://id.example");
+        r["jwks_uri"] = serde_json::json!("http://id.example/\u{1b}[31mjwks");
+        let e = validate_metadata("https://id.example", &r).expect_err("http");
+        let text = e.to_string();
+        assert!(text.contains("is not https"), "{text}");
+        assert!(!text.chars().any(char::is_control), "{text:?}");
     }
 
     #[test]

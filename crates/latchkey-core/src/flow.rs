@@ -2,8 +2,10 @@
 //!
 //! [`Pending`] holds the secrets of one sign-in this process started: `state`, `nonce` and the
 //! PKCE verifier. A redirect is accepted only by [`PendingSet::take`], which finds its sign-in by
-//! `state` in constant time, removes it (single use), and checks its deadline. Anything else is a
-//! [`ErrorKind::ForeignCallback`] and never reaches the token endpoint.
+//! `state` in constant time, checks that the response came the way the request asked
+//! (`response_mode`: query, fragment or form POST), removes it (single use), and checks its
+//! deadline. Anything else is a [`ErrorKind::ForeignCallback`] and never reaches the token
+//! endpoint.
 
 use std::sync::Mutex;
 
@@ -12,13 +14,46 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeVerifier};
 use subtle::ConstantTimeEq;
 use url::Url;
 
+use crate::config::FlowChoice;
 use crate::error::{Error, ErrorKind, Result};
+
+/// How the authorization response travels back (OAuth 2.0 Multiple Response Type Encoding
+/// Practices §2.1, OAuth 2.0 Form Post Response Mode §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseMode {
+    /// In the redirect URI's query: the code flow's default.
+    Query,
+    /// In the fragment: the hybrid flow's default, used on the app's custom scheme.
+    Fragment,
+    /// An `application/x-www-form-urlencoded` POST to the redirect URI: the loopback listener's.
+    FormPost,
+}
+
+impl ResponseMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ResponseMode::Query => "query",
+            ResponseMode::Fragment => "fragment",
+            ResponseMode::FormPost => "form_post",
+        }
+    }
+
+    fn described(self) -> &'static str {
+        match self {
+            ResponseMode::Query => "a link with a query",
+            ResponseMode::Fragment => "a link with a fragment",
+            ResponseMode::FormPost => "a form POST",
+        }
+    }
+}
 
 /// The authorization response's parameters.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub(crate) struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
+    /// The front-channel ID token of the hybrid and implicit flows (OIDC Core §3.3.2.5, §3.2.2.5).
+    pub id_token: Option<String>,
     pub iss: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
@@ -29,6 +64,7 @@ impl std::fmt::Debug for CallbackParams {
         f.debug_struct("CallbackParams")
             .field("code", &self.code.as_ref().map(|_| "[redacted]"))
             .field("state", &self.state.as_ref().map(|_| "[redacted]"))
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .field("iss", &self.iss)
             .field("error", &self.error)
             .finish_non_exhaustive()
@@ -39,21 +75,21 @@ fn foreign(message: &str) -> Error {
     Error::new(ErrorKind::ForeignCallback, message)
 }
 
-/// Parses a redirect URL. Repeated parameters are rejected (RFC 6749 §3.1: parameters MUST NOT be
-/// included more than once), as is anything that isn't a URL.
-pub(crate) fn parse_callback(url: &str) -> Result<(Url, CallbackParams)> {
-    if url.len() > 16 * 1024 {
-        return Err(foreign(
-            "the sign-in link is too long to be genuine; please sign in again",
-        ));
-    }
-    let url = Url::parse(url.trim())
-        .map_err(|_| foreign("the sign-in link is malformed; please sign in again"))?;
+/// The longest response accepted, in a link or a form body: an ID token is a few KiB.
+pub(crate) const MAX_RESPONSE: usize = 16 * 1024;
+
+/// Reads the response parameters from `pairs`. Repeated parameters are rejected (RFC 6749 §3.1:
+/// parameters MUST NOT be included more than once). `None`: none of them is there.
+fn read_params<'a>(
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> Result<Option<CallbackParams>> {
     let mut p = CallbackParams::default();
-    for (k, v) in url.query_pairs() {
+    let mut any = false;
+    for (k, v) in pairs {
         let slot = match k.as_ref() {
             "code" => &mut p.code,
             "state" => &mut p.state,
+            "id_token" => &mut p.id_token,
             "iss" => &mut p.iss,
             "error" => &mut p.error,
             "error_description" => &mut p.error_description,
@@ -61,12 +97,58 @@ pub(crate) fn parse_callback(url: &str) -> Result<(Url, CallbackParams)> {
         };
         if slot.is_some() {
             return Err(foreign(
-                "the sign-in link repeats a parameter, so it was not accepted; please sign in again",
+                "the sign-in response repeats a parameter, so it was not accepted; please sign in again",
             ));
         }
         *slot = Some(v.into_owned());
+        any = true;
     }
-    Ok((url, p))
+    Ok(any.then_some(p))
+}
+
+/// Parses a redirect URL: the response in its query, or in its fragment (the hybrid flow on a
+/// custom scheme). A response in both is refused, as is anything that isn't a URL.
+pub(crate) fn parse_callback(url: &str) -> Result<(Url, CallbackParams, ResponseMode)> {
+    if url.len() > MAX_RESPONSE {
+        return Err(foreign(
+            "the sign-in link is too long to be genuine; please sign in again",
+        ));
+    }
+    let url = Url::parse(url.trim())
+        .map_err(|_| foreign("the sign-in link is malformed; please sign in again"))?;
+    let query = read_params(url.query_pairs())?;
+    let fragment = match url.fragment() {
+        Some(f) => read_params(url::form_urlencoded::parse(f.as_bytes()))?,
+        None => None,
+    };
+    let (params, mode) = match (query, fragment) {
+        (Some(_), Some(_)) => {
+            return Err(foreign(
+                "the sign-in link carries a response in both its query and its fragment, so it was not accepted; please sign in again",
+            ));
+        }
+        (None, Some(p)) => (p, ResponseMode::Fragment),
+        (q, None) => (q.unwrap_or_default(), ResponseMode::Query),
+    };
+    Ok((url, params, mode))
+}
+
+/// Parses a form-post response (Form Post Response Mode §2): the parameters in the body the
+/// browser POSTed to `url`, which itself must carry none.
+pub(crate) fn parse_form_post(url: &str, body: &str) -> Result<(Url, CallbackParams)> {
+    let (url, in_url, _) = parse_callback(url)?;
+    if in_url != CallbackParams::default() {
+        return Err(foreign(
+            "the sign-in form was posted to a link that carries a response too, so it was not accepted; please sign in again",
+        ));
+    }
+    if body.len() > MAX_RESPONSE {
+        return Err(foreign(
+            "the sign-in form is too long to be genuine; please sign in again",
+        ));
+    }
+    let params = read_params(url::form_urlencoded::parse(body.as_bytes()))?.unwrap_or_default();
+    Ok((url, params))
 }
 
 /// Whether a redirect arrived at the redirect URI the sign-in used (ignoring the query).
@@ -84,6 +166,14 @@ pub(crate) struct Pending {
     pub verifier: PkceCodeVerifier,
     pub redirect_uri: Url,
     pub expires_at: DateTime<Utc>,
+    /// Whether the request was pushed (RFC 9126), recorded with the session.
+    pub par: bool,
+    /// `code`, `hybrid` or `implicit`: what the response must carry.
+    pub flow: FlowChoice,
+    /// How the response must arrive.
+    pub mode: ResponseMode,
+    /// The DPoP key the request named (`dpop_jkt`, RFC 9449 §10), for the code's redemption.
+    pub dpop: Option<crate::dpop::DpopKey>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -128,8 +218,13 @@ impl PendingSet {
         self.lock().iter().any(|e| e.expires_at > now)
     }
 
-    /// Finds and removes the sign-in this `state` belongs to.
-    pub(crate) fn take(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<Pending> {
+    /// Finds and removes the sign-in this `state` belongs to, when the response came as `mode`.
+    pub(crate) fn take(
+        &self,
+        state: Option<&str>,
+        mode: ResponseMode,
+        now: DateTime<Utc>,
+    ) -> Result<Pending> {
         let mut entries = self.lock();
         if entries.is_empty() {
             return Err(foreign(
@@ -155,6 +250,17 @@ impl PendingSet {
                 "this sign-in link does not belong to the sign-in in progress; it was ignored",
             ));
         };
+        // Form Post Response Mode §2: a sign-in that asked for a form POST takes nothing else (a
+        // link with its code would have passed through history, logs and referrers). Not
+        // consumed: the genuine response can still arrive.
+        if entries[i].mode != mode {
+            return Err(foreign(&format!(
+                "the sign-in response arrived as {} where {} (response_mode={}) is due; it was ignored",
+                mode.described(),
+                entries[i].mode.described(),
+                entries[i].mode.as_str()
+            )));
+        }
         let pending = entries.remove(i);
         if now >= pending.expires_at {
             return Err(Error::new(
@@ -171,13 +277,19 @@ mod tests {
     use super::*;
     use chrono::Duration;
 
+    const Q: ResponseMode = ResponseMode::Query;
+
     fn pending(state: &str, expires_at: DateTime<Utc>) -> Pending {
         Pending {
             state: CsrfToken::new(state.into()),
             nonce: Nonce::new("n".into()),
             verifier: PkceCodeVerifier::new("v".repeat(43)),
-            redirect_uri: Url::parse("com.example.latchkey:/callback").expect("url"),
+            redirect_uri: Url::parse("com.example.app:/callback").expect("url"),
             expires_at,
+            par: false,
+            flow: FlowChoice::Code,
+            mode: ResponseMode::Query,
+            dpop: None,
         }
     }
 
@@ -187,11 +299,11 @@ mod tests {
 
     #[test]
     fn parses_code_state_iss() {
-        let (url, p) = parse_callback(
-            "com.example.latchkey:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fid.example",
+        let (url, p, _) = parse_callback(
+            "com.example.app:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fid.example",
         )
         .expect("ok");
-        assert_eq!(url.scheme(), "com.example.latchkey");
+        assert_eq!(url.scheme(), "com.example.app");
         assert_eq!(p.code.as_deref(), Some("abc"));
         assert_eq!(p.state.as_deref(), Some("xyz"));
         assert_eq!(p.iss.as_deref(), Some("https://id.example"));
@@ -199,7 +311,7 @@ mod tests {
 
     #[test]
     fn parses_error_response() {
-        let (_, p) = parse_callback(
+        let (_, p, _) = parse_callback(
             "http://127.0.0.1:5000/callback?error=access_denied&error_description=User+said+no&state=s",
         )
         .expect("ok");
@@ -209,8 +321,7 @@ mod tests {
 
     #[test]
     fn rejects_repeated_parameters_and_garbage() {
-        let e = parse_callback("com.example.latchkey:/callback?code=a&code=b&state=s")
-            .expect_err("dup");
+        let e = parse_callback("com.example.app:/callback?code=a&code=b&state=s").expect_err("dup");
         assert_eq!(e.kind(), ErrorKind::ForeignCallback);
         assert!(parse_callback("not a url at all").is_err());
         assert!(parse_callback(&format!("x:/c?code={}", "a".repeat(20_000))).is_err());
@@ -219,10 +330,11 @@ mod tests {
 
     #[test]
     fn debug_redacts_code_and_state() {
-        let (_, p) = parse_callback("x:/c?code=SECRETCODE&state=SECRETSTATE").expect("ok");
+        let (_, p, _) = parse_callback("x:/c?code=SECRETCODE&state=SECRETSTATE&id_token=SECRETIDT")
+            .expect("ok");
         let d = format!("{p:?}");
         assert!(
-            !d.contains("SECRETCODE") && !d.contains("SECRETSTATE"),
+            !d.contains("SECRETCODE") && !d.contains("SECRETSTATE") && !d.contains("SECRETIDT"),
             "{d}"
         );
     }
@@ -231,14 +343,14 @@ mod tests {
     fn state_must_match_and_is_single_use() {
         let set = PendingSet::default();
         set.insert(pending("good-state", now() + Duration::minutes(5)), now());
-        let e = set.take(Some("bad-state"), now()).expect_err("forged");
+        let e = set.take(Some("bad-state"), Q, now()).expect_err("forged");
         assert_eq!(e.kind(), ErrorKind::ForeignCallback);
         assert!(
             set.is_waiting(now()),
             "a forged callback must not cancel the real sign-in"
         );
-        assert!(set.take(Some("good-state"), now()).is_ok());
-        let e = set.take(Some("good-state"), now()).expect_err("replay");
+        assert!(set.take(Some("good-state"), Q, now()).is_ok());
+        let e = set.take(Some("good-state"), Q, now()).expect_err("replay");
         assert_eq!(e.kind(), ErrorKind::ForeignCallback);
         assert!(e.message().contains("earlier window"), "{e}");
     }
@@ -248,7 +360,7 @@ mod tests {
         let set = PendingSet::default();
         set.insert(pending("s", now() + Duration::minutes(5)), now());
         assert_eq!(
-            set.take(None, now()).expect_err("none").kind(),
+            set.take(None, Q, now()).expect_err("none").kind(),
             ErrorKind::ForeignCallback
         );
     }
@@ -259,7 +371,7 @@ mod tests {
         set.insert(pending("s", now() + Duration::minutes(5)), now());
         let later = now() + Duration::minutes(6);
         assert_eq!(
-            set.take(Some("s"), later).expect_err("late").kind(),
+            set.take(Some("s"), Q, later).expect_err("late").kind(),
             ErrorKind::TimedOut
         );
         assert!(!set.is_waiting(now()));
@@ -274,8 +386,8 @@ mod tests {
                 now(),
             );
         }
-        assert!(set.take(Some("s0"), now()).is_err());
-        assert!(set.take(Some(&format!("s{MAX_PENDING}")), now()).is_ok());
+        assert!(set.take(Some("s0"), Q, now()).is_err());
+        assert!(set.take(Some(&format!("s{MAX_PENDING}")), Q, now()).is_ok());
     }
 
     #[test]
@@ -285,5 +397,77 @@ mod tests {
         let c = Url::parse("http://127.0.0.1:5001/callback").expect("url");
         assert!(same_endpoint(&a, &b));
         assert!(!same_endpoint(&a, &c));
+    }
+
+    /// The app's redirect is `com.example.app:/callback`, one slash (RFC 8252 §7.1). With
+    /// two, `callback` parses as a host and the path is empty (RFC 3986 §3.2), so it is another
+    /// endpoint: a provider registration with `://` does not match what the app sends, and a
+    /// redirect arriving at `://callback` is refused as foreign.
+    #[test]
+    fn private_use_scheme_one_slash_and_two_are_different_endpoints() {
+        let one = Url::parse("com.example.app:/callback").expect("url");
+        let two = Url::parse("com.example.app://callback").expect("url");
+        assert_eq!((one.host_str(), one.path()), (None, "/callback"));
+        assert_eq!((two.host_str(), two.path()), (Some("callback"), ""));
+        assert!(!same_endpoint(&one, &two));
+        assert!(!same_endpoint(&two, &one));
+        let with_query = Url::parse("com.example.app:/callback?code=c&state=s").expect("url");
+        assert!(same_endpoint(&with_query, &one));
+    }
+
+    #[test]
+    fn a_fragment_response_is_read_and_a_doubled_one_refused() {
+        let (_, p, mode) =
+            parse_callback("com.example.app:/callback#code=c&id_token=a.b.c&state=s").expect("ok");
+        assert_eq!(mode, ResponseMode::Fragment);
+        assert_eq!(
+            (p.code.as_deref(), p.id_token.as_deref(), p.state.as_deref()),
+            (Some("c"), Some("a.b.c"), Some("s"))
+        );
+        let (_, _, mode) = parse_callback("com.example.app:/callback?code=c&state=s").expect("ok");
+        assert_eq!(mode, ResponseMode::Query);
+        let e = parse_callback("x:/c?code=a&state=s#code=b&state=s").expect_err("both");
+        assert!(
+            e.message().contains("both its query and its fragment"),
+            "{e}"
+        );
+        assert!(
+            parse_callback("x:/c#code=a&code=b").is_err(),
+            "repeated in the fragment"
+        );
+    }
+
+    #[test]
+    fn a_form_post_is_read_from_the_body_only() {
+        let (_, p) = parse_form_post(
+            "http://127.0.0.1:5000/callback",
+            "code=c&id_token=a.b.c&state=s%2F",
+        )
+        .expect("ok");
+        assert_eq!(p.state.as_deref(), Some("s/"));
+        assert_eq!(p.id_token.as_deref(), Some("a.b.c"));
+        let e = parse_form_post("http://127.0.0.1:5000/callback?code=x", "state=s")
+            .expect_err("a response in the URL too");
+        assert_eq!(e.kind(), ErrorKind::ForeignCallback);
+        assert!(parse_form_post("http://127.0.0.1/cb", "state=a&state=b").is_err());
+        assert!(parse_form_post("http://127.0.0.1/cb", &"a".repeat(MAX_RESPONSE + 1)).is_err());
+    }
+
+    #[test]
+    fn a_response_in_another_mode_is_refused_and_leaves_the_sign_in_waiting() {
+        let set = PendingSet::default();
+        let mut p = pending("s", now() + Duration::minutes(5));
+        p.mode = ResponseMode::FormPost;
+        set.insert(p, now());
+        let e = set
+            .take(Some("s"), Q, now())
+            .expect_err("a GET where a POST is due");
+        assert_eq!(e.kind(), ErrorKind::ForeignCallback);
+        assert!(e.message().contains("response_mode=form_post"), "{e}");
+        assert!(
+            set.is_waiting(now()),
+            "the genuine response can still arrive"
+        );
+        assert!(set.take(Some("s"), ResponseMode::FormPost, now()).is_ok());
     }
 }

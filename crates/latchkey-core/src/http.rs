@@ -3,13 +3,24 @@
 //! - connect timeout 10 s, whole request 30 s;
 //! - redirects are never followed (RFC 9700 §4.11: a token endpoint that redirects is a bug or an
 //!   attack, and following it could carry credentials elsewhere);
-//! - rustls with the OS trust store, so corporate TLS-inspection roots work;
-//! - `HTTPS_PROXY` / `NO_PROXY` are honoured (reqwest's system proxy support);
+//! - rustls with the OS trust store (rustls-native-certs): on Linux the distribution's bundle
+//!   (`/etc/ssl/certs/ca-certificates.crt`, which `update-ca-certificates` builds), on macOS and
+//!   Windows the system's; `SSL_CERT_FILE` and/or `SSL_CERT_DIR`, when set, *replace* it, as they
+//!   do for OpenSSL and curl. So a corporate TLS-inspection CA works once IT has added it the
+//!   usual way. Verification is never turned off; an untrusted certificate is [`HttpError::Tls`],
+//!   whose message says how to trust the CA;
+//! - `HTTPS_PROXY`/`https_proxy`, `HTTP_PROXY`/`http_proxy`, `ALL_PROXY`/`all_proxy` and
+//!   `NO_PROXY`/`no_proxy` are honoured (reqwest's system proxy, read when the client is built;
+//!   the upper-case spelling wins when both are set). No host is exempt by default, loopback
+//!   included: `NO_PROXY` lists what bypasses the proxy (names match their subdomains, IPs may
+//!   carry a `/prefix`, `*` means all, addresses included, see [`no_proxy_everywhere`]). As in CGI programs, every proxy variable is ignored when
+//!   `REQUEST_METHOD` is set (the "httpoxy" rule);
 //! - response bodies are capped, so a hostile endpoint cannot exhaust memory;
 //! - 5xx answers become a transient error here, so no caller can mistake them for an OAuth error.
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +42,13 @@ pub enum HttpError {
     Timeout { host: String, secs: u64 },
     #[error("cannot connect to {host}: {reason}")]
     Connect { host: String, reason: String },
+    /// The server's certificate did not verify. `problem` says why, `hint` what to do.
+    #[error("cannot verify the TLS certificate of {host}: {problem}; {hint}")]
+    Tls {
+        host: String,
+        problem: String,
+        hint: String,
+    },
     #[error("{host} answered HTTP {status}, a server error")]
     ServerError { host: String, status: u16 },
     #[error(
@@ -41,6 +59,12 @@ pub enum HttpError {
     TooLarge { host: String },
     #[error("request to {host} failed: {reason}")]
     Other { host: String, reason: String },
+    /// The server answered `use_dpop_nonce` again after a retry with the nonce it sent
+    /// (RFC 9449 §8, §9).
+    #[error(
+        "{host} still asks for a DPoP nonce (use_dpop_nonce) after a retry with the nonce it sent; try again, and if it persists set dpop to never or tell the provider's administrator"
+    )]
+    DpopNonce { host: String },
 }
 
 /// The HTTP client. Cheap to clone.
@@ -58,17 +82,33 @@ impl fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    pub fn new() -> Result<Self, HttpError> {
-        let inner = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpError::Other {
-                host: "-".into(),
-                reason: format!("cannot set up TLS: {e}"),
-            })?;
+    /// A client that sends `user_agent` (the app's [`crate::AppIdentity::user_agent`]).
+    pub fn new(user_agent: &str) -> Result<Self, HttpError> {
+        Self::build(base(user_agent))
+    }
+
+    /// A client that connects to `host` only at `addrs`, which the caller has checked. For the
+    /// profile picture, whose URL comes from the provider (see [`crate::picture::resolve`]).
+    ///
+    /// When a proxy applies to the URL (`HTTPS_PROXY` without a matching `NO_PROXY`), the request
+    /// goes through it like every other call: on a network that allows egress only through its
+    /// proxy, a direct connection would just time out. The proxy then resolves the name itself
+    /// (the `CONNECT` names the host, not an address), so the local check still refuses a name
+    /// that resolves to a private address here, and what the proxy may reach beyond that is its
+    /// operator's policy.
+    pub(crate) fn pinned(
+        user_agent: &str,
+        host: &str,
+        addrs: &[SocketAddr],
+    ) -> Result<Self, HttpError> {
+        Self::build(base(user_agent).resolve_to_addrs(host, addrs))
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Result<Self, HttpError> {
+        let inner = builder.build().map_err(|e| HttpError::Other {
+            host: "-".into(),
+            reason: format!("cannot set up TLS: {e}"),
+        })?;
         Ok(Self {
             inner,
             waited_nanos: Arc::new(AtomicU64::new(0)),
@@ -134,8 +174,59 @@ impl HttpClient {
     }
 }
 
+/// How long an idle connection is kept for reuse.
+const POOL_IDLE: Duration = Duration::from_secs(3);
+
+fn base(user_agent: &str) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(TOTAL_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        // An idle pooled connection is dropped before a server's keep-alive would close it
+        // (Node's default is 5 s): a token request sent on a connection the server is closing
+        // gets "connection reset", and a code cannot be sent twice (RFC 6749 §4.1.2).
+        .pool_idle_timeout(POOL_IDLE)
+        .user_agent(user_agent);
+    if no_proxy_everywhere(&no_proxy_var()) {
+        builder.no_proxy()
+    } else {
+        builder
+    }
+}
+
+/// The proxy the back-channel client uses for `url`, as `scheme://host:port` (never with the
+/// credentials a proxy URL may carry), or `None` when it connects directly: reqwest's own
+/// matcher over the same variables, plus the `NO_PROXY=*` rule of [`no_proxy_everywhere`].
+pub fn proxy_for(url: &str) -> Option<String> {
+    if no_proxy_everywhere(&no_proxy_var()) {
+        return None;
+    }
+    let uri: openidconnect::http::Uri = url.parse().ok()?;
+    let intercept = hyper_util::client::proxy::matcher::Matcher::from_system().intercept(&uri)?;
+    let proxy = intercept.uri();
+    Some(format!(
+        "{}://{}",
+        proxy.scheme_str().unwrap_or("http"),
+        proxy.authority().map(|a| a.as_str()).unwrap_or_default()
+    ))
+}
+
+/// `NO_PROXY`, else `no_proxy`, as reqwest (hyper-util) reads them: the upper case wins when set.
+fn no_proxy_var() -> String {
+    std::env::var("NO_PROXY")
+        .or_else(|_| std::env::var("no_proxy"))
+        .unwrap_or_default()
+}
+
+/// Whether `NO_PROXY` has a `*` entry, which for curl means no proxy for any host. hyper-util's
+/// matcher applies `*` to names only, so an issuer at an address (`https://10.1.2.3`) would
+/// still go through the proxy: the client is built without one instead.
+fn no_proxy_everywhere(list: &str) -> bool {
+    list.split(',').any(|entry| entry.trim() == "*")
+}
+
 /// Only scheme, host and port: URLs of authorization and token calls may carry codes in queries.
-fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) => u.origin().ascii_serialization(),
         Err(_) => "the provider".into(),
@@ -164,6 +255,14 @@ fn classify(host: &str, e: &reqwest::Error) -> HttpError {
     if reason.is_empty() {
         reason = "unknown error".into();
     }
+    if let Some(rustls::Error::InvalidCertificate(why)) = rustls_error(e) {
+        let (problem, hint) = certificate_problem(why);
+        return HttpError::Tls {
+            host: host.into(),
+            problem,
+            hint,
+        };
+    }
     if e.is_connect() {
         HttpError::Connect {
             host: host.into(),
@@ -177,11 +276,140 @@ fn classify(host: &str, e: &reqwest::Error) -> HttpError {
     }
 }
 
+/// The rustls error somewhere in `e`'s source chain. tokio-rustls wraps it in an `io::Error`,
+/// which reqwest's connector wraps in another, and an `io::Error`'s `source()` skips the error
+/// it wraps: so each `io::Error` is opened with `get_ref()` instead.
+fn rustls_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        current = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// Why a certificate was refused, and what the user can do about it (one clause each).
+fn certificate_problem(why: &rustls::CertificateError) -> (String, String) {
+    use rustls::CertificateError as E;
+    let ask = "ask the provider's administrator; certificate checks are never turned off";
+    match why {
+        E::UnknownIssuer => (
+            "it is not issued by a CA this machine trusts (UnknownIssuer)".into(),
+            trust_hint(),
+        ),
+        E::NotValidForName | E::NotValidForNameContext { .. } => (
+            "it is not valid for this host name".into(),
+            "use the issuer URL the certificate was made for, or ".to_owned() + ask,
+        ),
+        E::Expired | E::ExpiredContext { .. } => (
+            "it has expired".into(),
+            "check this machine's clock, or ".to_owned() + ask,
+        ),
+        E::NotValidYet | E::NotValidYetContext { .. } => (
+            "it is not valid yet".into(),
+            "check this machine's clock, or ".to_owned() + ask,
+        ),
+        E::Revoked => ("it has been revoked".into(), ask.into()),
+        other => (format!("it was refused ({other})"), ask.into()),
+    }
+}
+
+/// How to trust a CA that is missing, given how this process picks its roots
+/// (rustls-native-certs: `SSL_CERT_FILE`/`SSL_CERT_DIR` replace the system store when set).
+fn trust_hint() -> String {
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        if let Some(path) = std::env::var_os(var) {
+            let path = std::path::PathBuf::from(path);
+            let shown = crate::error::sanitize(&path.display().to_string());
+            return match std::fs::metadata(&path) {
+                Err(e) => format!(
+                    "{var}={shown} is set but cannot be read ({e}), so no CA is trusted: fix or unset it"
+                ),
+                Ok(_) => format!(
+                    "{var}={shown} is set and replaces the system store: add your network's CA to it, or unset it"
+                ),
+            };
+        }
+    }
+    format!(
+        "if your network inspects TLS, trust its CA: {}, or set SSL_CERT_FILE to a PEM file that holds it",
+        SYSTEM_STORE_HINT
+    )
+}
+
+#[cfg(target_os = "macos")]
+const SYSTEM_STORE_HINT: &str = "add it to the System keychain as trusted";
+#[cfg(target_os = "windows")]
+const SYSTEM_STORE_HINT: &str =
+    "add it to the Windows certificate store (Trusted Root Certification Authorities)";
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+const SYSTEM_STORE_HINT: &str = "add it to the system store (Debian and Ubuntu: copy it to /usr/local/share/ca-certificates/ as a .crt file, then run update-ca-certificates)";
+
 impl<'c> openidconnect::AsyncHttpClient<'c> for HttpClient {
     type Error = HttpError;
     type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send + 'c>>;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(self.execute(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_error_is_found_inside_the_io_error_that_carries_it() {
+        // As reqwest reports it: the rustls error in tokio-rustls's io::Error, in the connector's
+        // io::Error, in hyper-util's error.
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect)")]
+        struct Wrapper(#[source] std::io::Error);
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let wrapped = Wrapper(std::io::Error::other(io));
+        assert!(matches!(
+            rustls_error(&wrapped),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        ));
+        let plain = Wrapper(std::io::Error::other("connection refused"));
+        assert!(rustls_error(&plain).is_none());
+    }
+
+    #[test]
+    fn a_star_in_no_proxy_means_every_host() {
+        assert!(no_proxy_everywhere("*"));
+        assert!(no_proxy_everywhere("corp.example, * "));
+        assert!(!no_proxy_everywhere(""));
+        assert!(!no_proxy_everywhere("*.corp.example,127.0.0.1"));
+    }
+
+    #[test]
+    fn each_certificate_problem_says_what_to_do() {
+        use rustls::CertificateError as E;
+        let (problem, hint) = certificate_problem(&E::UnknownIssuer);
+        assert!(
+            problem.contains("not issued by a CA this machine trusts"),
+            "{problem}"
+        );
+        assert!(hint.contains("SSL_CERT_"), "{hint}");
+        let (problem, hint) = certificate_problem(&E::Expired);
+        assert_eq!(problem, "it has expired");
+        assert!(hint.contains("clock"), "{hint}");
+        let (problem, _) = certificate_problem(&E::NotValidForName);
+        assert_eq!(problem, "it is not valid for this host name");
+        let (_, hint) = certificate_problem(&E::BadSignature);
+        assert!(hint.contains("never turned off"), "{hint}");
     }
 }

@@ -6,18 +6,29 @@
 //! are thin adapters over this crate.
 //!
 //! ```no_run
-//! use latchkey_core::{config, Latchkey, Ports};
+//! use latchkey_core::{config, AppIdentity, Latchkey, Ports};
+//!
+//! // Everything that names your product: keychain service, folders, variables, user agent.
+//! const MY_APP: AppIdentity = AppIdentity {
+//!     product_name: "My App",
+//!     keychain_service: "com.example.myapp",
+//!     dir_name: "myapp",
+//!     managed_dir_name: "My App",
+//!     env_prefix: "MYAPP",
+//!     user_agent: "myapp/1.0",
+//! };
 //!
 //! # async fn demo() -> Result<(), latchkey_core::Error> {
-//! // Flags, LATCHKEY_* env, the user file and the managed system file, merged with locks.
+//! // Flags, MYAPP_* env, the user file and the managed system file, merged with locks.
 //! let env = |k: &str| std::env::var(k).ok();
-//! let sources = config::Sources::load(config::Settings::default(), &config::Paths::standard(&env), &env)?;
-//! let latchkey = Latchkey::new(sources.resolve()?, Ports::system());
+//! let paths = config::Paths::standard(&MY_APP, &env);
+//! let sources = config::Sources::load(config::Settings::default(), &paths, &env)?;
+//! let latchkey = Latchkey::new(sources.resolve()?, Ports::system(&MY_APP));
 //!
 //! // A CLI waits on a loopback listener...
 //! let who = latchkey
-//!     .login_loopback(|sign_in, opened| {
-//!         if opened.is_err() {
+//!     .login_loopback(|notice| {
+//!         if let latchkey_core::LoginNotice::Opened { sign_in, result: Err(_) } = notice {
 //!             eprintln!("Open this URL to sign in: {}", sign_in.url);
 //!         }
 //!     })
@@ -33,23 +44,33 @@
 //! # Ok(()) }
 //! ```
 
+mod app_identity;
 mod auth;
 pub mod browser;
 pub mod clock;
 pub mod config;
 mod discovery;
+mod dpop;
 mod error;
 mod flow;
+mod grants;
 pub mod http;
 mod lock;
 pub mod loopback;
 mod picture;
 mod session;
 pub mod store;
+pub mod token_cache;
 mod verify;
 
-pub use auth::{Latchkey, Logout, Ports, SignIn, Timing};
+pub use app_identity::AppIdentity;
+pub use auth::{
+    DeviceSignIn, IMPLICIT_WARNING, Latchkey, LoginNotice, Logout, Ports, SignIn, Timing,
+    TokenInfo, TokenOptions,
+};
 pub use discovery::ExtraMetadata;
-pub use error::{Error, ErrorKind, Result};
+pub use dpop::ResourceHeaders;
+pub use error::{Error, ErrorKind, Remedy, Result};
+pub use grants::{Grant, GrantKind, GrantSource, Grants, MAX_GRANT_VALUE, MAX_GRANTS};
 pub use picture::{MAX_PICTURE, Picture};
-pub use session::{AccessToken, AccessTokenClaims, Identity, describe_scope};
+pub use session::{AccessToken, AccessTokenClaims, Identity, MAX_CACHED_PICTURE, describe_scope};

@@ -17,10 +17,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::config::StoreChoice;
 use crate::error::{Error, ErrorKind, Result};
 
-/// The keychain "service" shared by the app and the CLI.
-pub const KEYCHAIN_SERVICE: &str = "latchkey";
 /// Default timeout of one keychain operation.
 pub const KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +45,50 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     fn delete(&self, name: &str) -> Result<bool, StoreError>;
     /// The largest blob one entry holds.
     fn max_secret_len(&self) -> usize;
+    /// Which keychain this is, once known (a store that picks its backend on first use says
+    /// `None` before that).
+    fn kind(&self) -> Option<StoreKind> {
+        None
+    }
+    /// The same store, switched to the configured `store` choice; `None` keeps this one. Only
+    /// [`SystemStore`] follows the choice: a store a test or an embedder injects is used as is.
+    fn for_choice(&self, _choice: StoreChoice) -> Option<Arc<dyn SecretStore>> {
+        None
+    }
+}
+
+/// Which keychain holds the sessions, as `status --json` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// The freedesktop Secret Service over D-Bus (gnome-keyring, KWallet).
+    SecretService,
+    /// The Linux kernel's persistent keyring (keyutils).
+    KernelKeyring,
+    MacosKeychain,
+    WindowsCredentialManager,
+    /// [`MemoryStore`]: tests and embedders only.
+    Memory,
+    Other,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::SecretService => "secret-service",
+            StoreKind::KernelKeyring => "kernel-keyring",
+            StoreKind::MacosKeychain => "macos-keychain",
+            StoreKind::WindowsCredentialManager => "windows-credential-manager",
+            StoreKind::Memory => "memory",
+            StoreKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg_attr(target_os = "linux", path = "keychain/linux.rs")]
@@ -55,7 +98,11 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     not(any(target_os = "linux", target_os = "windows", target_os = "macos")),
     path = "keychain/unsupported.rs"
 )]
-mod imp;
+pub(crate) mod imp;
+
+/// The kernel keyring store (Linux), usable directly as a [`SecretStore`].
+#[cfg(target_os = "linux")]
+pub use imp::kernel::KernelKeyring;
 
 /// The OS keychain through `keyring-core` and the platform's store crate.
 pub struct KeyringStore {
@@ -127,6 +174,111 @@ impl SecretStore for KeyringStore {
     fn max_secret_len(&self) -> usize {
         self.max_len
     }
+
+    fn kind(&self) -> Option<StoreKind> {
+        Some(imp::NATIVE)
+    }
+}
+
+/// The store `choice` names. Only Linux has a choice to make (the ladder in `keychain/linux.rs`);
+/// elsewhere config validation accepts only `auto`, the OS keychain.
+fn select(
+    service: &str,
+    choice: StoreChoice,
+    max_len: Option<usize>,
+) -> Result<Arc<dyn SecretStore>, StoreError> {
+    #[cfg(target_os = "linux")]
+    {
+        imp::select(service, choice, max_len)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = choice;
+        Ok(native(service, max_len))
+    }
+}
+
+/// The OS keychain's own store for `service`, with entries of at most `max_len` bytes if given.
+pub(crate) fn native(service: &str, max_len: Option<usize>) -> Arc<dyn SecretStore> {
+    let mut s = KeyringStore::new(service);
+    if let Some(n) = max_len {
+        s = s.with_max_secret_len(n);
+    }
+    Arc::new(s)
+}
+
+/// The keychain `store` names: on Linux the Secret Service or the kernel keyring (`auto` probes
+/// the session bus on first use), elsewhere the OS keychain. Nothing is opened until the first
+/// call, so a process that never needs the keychain never touches D-Bus.
+pub struct SystemStore {
+    service: String,
+    choice: StoreChoice,
+    max_len: Option<usize>,
+    backend: OnceLock<Result<Arc<dyn SecretStore>, StoreError>>,
+}
+
+impl fmt::Debug for SystemStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemStore")
+            .field("service", &self.service)
+            .field("choice", &self.choice)
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SystemStore {
+    pub fn new(service: &str, choice: StoreChoice) -> Self {
+        Self {
+            service: service.to_owned(),
+            choice,
+            max_len: None,
+            backend: OnceLock::new(),
+        }
+    }
+
+    /// Splits sessions into chunks of at most `max_len` bytes (see
+    /// [`KeyringStore::with_max_secret_len`]).
+    pub fn with_max_secret_len(mut self, max_len: usize) -> Self {
+        self.max_len = Some(max_len);
+        self
+    }
+
+    fn backend(&self) -> Result<&Arc<dyn SecretStore>, StoreError> {
+        self.backend
+            .get_or_init(|| select(&self.service, self.choice, self.max_len))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl SecretStore for SystemStore {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend()?.get(name)
+    }
+    fn set(&self, name: &str, secret: &[u8]) -> Result<(), StoreError> {
+        self.backend()?.set(name, secret)
+    }
+    fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.backend()?.delete(name)
+    }
+    fn max_secret_len(&self) -> usize {
+        match self.backend() {
+            Ok(b) => b.max_secret_len(),
+            // Every call fails the same way before this matters.
+            Err(_) => 256,
+        }
+    }
+    fn kind(&self) -> Option<StoreKind> {
+        self.backend.get()?.as_ref().ok()?.kind()
+    }
+    fn for_choice(&self, choice: StoreChoice) -> Option<Arc<dyn SecretStore>> {
+        (choice != self.choice).then(|| {
+            let mut s = SystemStore::new(&self.service, choice);
+            s.max_len = self.max_len;
+            Arc::new(s) as Arc<dyn SecretStore>
+        })
+    }
 }
 
 /// Maps keyring errors to ours. Variants that carry secret bytes are reduced to a fixed message.
@@ -193,6 +345,9 @@ impl SecretStore for MemoryStore {
     fn max_secret_len(&self) -> usize {
         self.max_len
     }
+    fn kind(&self) -> Option<StoreKind> {
+        Some(StoreKind::Memory)
+    }
 }
 
 const MAGIC: &str = "LK1";
@@ -233,6 +388,22 @@ fn chunk_name(name: &str, generation: &str, i: usize) -> String {
     format!("{name}#{generation}.{i}")
 }
 
+/// What a vault entry holds: its bytes, or (for the session layer) what they parse to.
+#[derive(Debug)]
+pub(crate) enum Stored<T = Vec<u8>> {
+    Missing,
+    Present(T),
+    /// There is an entry, but it cannot be read back (unknown header, a missing chunk). Not a
+    /// keychain outage: deleting or overwriting the entry is the cure.
+    Damaged(Error),
+}
+
+fn damaged(message: &str) -> Stored {
+    Stored::Damaged(
+        Error::new(ErrorKind::Keychain, message).with_remedy(crate::error::Remedy::SignOutAndIn),
+    )
+}
+
 fn keychain_error(e: StoreError) -> Error {
     Error::new(ErrorKind::Keychain, e.to_string())
 }
@@ -240,6 +411,11 @@ fn keychain_error(e: StoreError) -> Error {
 impl Vault {
     pub(crate) fn new(store: Arc<dyn SecretStore>, timeout: Duration) -> Self {
         Self { store, timeout }
+    }
+
+    /// Which keychain holds the sessions, once the store has been opened.
+    pub(crate) fn kind(&self) -> Option<StoreKind> {
+        self.store.kind()
     }
 
     /// Runs `f` on its own thread, giving up after the timeout. A thread stuck in a frozen keychain
@@ -252,7 +428,7 @@ impl Vault {
         let store = Arc::clone(&self.store);
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
-            .name("latchkey-keychain".into())
+            .name("keychain-call".into())
             .spawn(move || {
                 let _ = tx.send(f(store.as_ref()));
             })
@@ -273,32 +449,38 @@ impl Vault {
         }
     }
 
+    /// [`read`](Self::read) with a damaged entry as an error.
+    #[cfg(test)]
     pub(crate) async fn load(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self.read(name).await? {
+            Stored::Missing => Ok(None),
+            Stored::Present(data) => Ok(Some(data)),
+            Stored::Damaged(e) => Err(e),
+        }
+    }
+
+    /// Reads an entry. A damaged entry is an answer, not an error: only a keychain
+    /// that cannot be reached fails.
+    pub(crate) async fn read(&self, name: &str) -> Result<Stored> {
         let name = name.to_owned();
         self.run("reading the session", move |store| {
             let Some(primary) = store.get(&name).map_err(keychain_error)? else {
-                return Ok(None);
+                return Ok(Stored::Missing);
             };
-            let header = parse_header(&primary).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Keychain,
-                    "the stored session is in an unknown format; sign out and sign in again",
-                )
-            })?;
+            let Some(header) = parse_header(&primary) else {
+                return Ok(damaged("the stored session is in an unknown format"));
+            };
             let mut data = primary[header.body_start..].to_vec();
             for i in 1..header.count {
-                let chunk = store
+                let Some(chunk) = store
                     .get(&chunk_name(&name, &header.generation, i))
                     .map_err(keychain_error)?
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Keychain,
-                            "part of the stored session is missing; sign out and sign in again",
-                        )
-                    })?;
+                else {
+                    return Ok(damaged("part of the stored session is missing"));
+                };
                 data.extend_from_slice(&chunk);
             }
-            Ok(Some(data))
+            Ok(Stored::Present(data))
         })
         .await
     }
@@ -346,6 +528,10 @@ impl Vault {
         .await
     }
 
+    /// Deletes an entry, damaged or not. The primary entry goes first: once it is gone nothing is
+    /// readable, so a delete interrupted half-way leaves unreachable chunks (wasted space, as after
+    /// a save), never a header pointing at missing chunks that locks the user out. Then the chunks
+    /// of the generation its header names, if it parses; missing ones are skipped.
     pub(crate) async fn delete(&self, name: &str) -> Result<bool> {
         let name = name.to_owned();
         self.run("deleting the session", move |store| {
@@ -354,14 +540,14 @@ impl Vault {
                 .map_err(keychain_error)?
                 .as_deref()
                 .and_then(parse_header);
+            let deleted = store.delete(&name).map_err(keychain_error)?;
             if let Some(h) = &header {
                 for i in 1..h.count {
-                    store
-                        .delete(&chunk_name(&name, &h.generation, i))
-                        .map_err(keychain_error)?;
+                    // Unreachable now; failing to delete one only wastes space.
+                    let _ = store.delete(&chunk_name(&name, &h.generation, i));
                 }
             }
-            store.delete(&name).map_err(keychain_error)
+            Ok(deleted)
         })
         .await
     }
@@ -425,6 +611,60 @@ mod tests {
         store.delete(&chunk).expect("delete");
         let e = vault.load("s").await.expect_err("corrupt");
         assert_eq!(e.kind(), ErrorKind::Keychain);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_entry_is_deleted_whole() {
+        // A missing chunk.
+        let (store, vault) = vault(300);
+        vault.save("s", vec![b'a'; 1000]).await.expect("save");
+        let chunk = store.names().into_iter().find(|n| n != "s").expect("chunk");
+        store.delete(&chunk).expect("delete");
+        assert!(matches!(vault.read("s").await, Ok(Stored::Damaged(_))));
+        assert!(vault.delete("s").await.expect("delete"));
+        assert!(store.names().is_empty(), "{:?}", store.names());
+        assert!(matches!(vault.read("s").await, Ok(Stored::Missing)));
+
+        // A primary entry in an unknown format.
+        store.set("s", b"garbage").expect("set");
+        assert!(matches!(vault.read("s").await, Ok(Stored::Damaged(_))));
+        assert!(vault.delete("s").await.expect("delete"));
+        assert!(store.names().is_empty());
+    }
+
+    /// A store whose chunk deletions fail, like a keychain dying half-way through.
+    #[derive(Debug)]
+    struct ChunksUndeletable(MemoryStore);
+    impl SecretStore for ChunksUndeletable {
+        fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(name)
+        }
+        fn set(&self, name: &str, secret: &[u8]) -> Result<(), StoreError> {
+            self.0.set(name, secret)
+        }
+        fn delete(&self, name: &str) -> Result<bool, StoreError> {
+            if name.contains('#') {
+                return Err(StoreError::Other("gone away".into()));
+            }
+            self.0.delete(name)
+        }
+        fn max_secret_len(&self) -> usize {
+            self.0.max_secret_len()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_delete_leaves_nothing_readable() {
+        let vault = Vault::new(
+            Arc::new(ChunksUndeletable(MemoryStore::new(300))),
+            Duration::from_secs(5),
+        );
+        vault.save("s", vec![b'a'; 1000]).await.expect("save");
+        assert!(vault.delete("s").await.expect("delete"));
+        assert_eq!(
+            vault.load("s").await.expect("signed out, not damaged"),
+            None
+        );
     }
 
     #[derive(Debug)]

@@ -2,19 +2,19 @@
 //!
 //! Signature, `iss`, `aud`, `exp` and `nonce` are checked by `openidconnect`'s verifier, configured
 //! here with our clock and algorithm list; this module adds the steps it leaves to the client:
-//! `azp`, `iat`, `at_hash` and the refresh comparisons.
+//! `azp`, `iat`, `at_hash`, the front channel's `c_hash` (§3.3.2.11) and the refresh comparisons.
 
 use chrono::{DateTime, Duration, Utc};
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AccessToken, AccessTokenHash, ClaimsVerificationError, ClientId, Nonce,
-    SignatureVerificationError,
+    AccessToken, AccessTokenHash, AuthorizationCode, AuthorizationCodeHash,
+    ClaimsVerificationError, ClientId, Nonce, SignatureVerificationError,
 };
 
 use crate::discovery::Provider;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::session::Claims;
 
 /// How far in the future `iat` may be before we suspect the provider's or our clock.
@@ -41,6 +41,8 @@ pub(crate) enum NonceCheck<'a> {
     Equals(&'a Nonce),
     /// After a refresh: §12.2 says it SHOULD NOT be present; we do not reject one.
     Refresh,
+    /// None was sent (the device grant, RFC 8628, has no nonce): step 11 does not apply.
+    NotSent,
 }
 
 /// Validation failed. `UnknownKey` is separate so the caller can refetch the JWKS once.
@@ -59,7 +61,10 @@ impl VerifyError {
             ),
             VerifyError::Invalid(why) => Error::new(
                 ErrorKind::ProviderInvalid,
-                format!("the ID token is invalid ({why}); sign-in rejected"),
+                format!(
+                    "the ID token is invalid ({}); sign-in rejected",
+                    sanitize(&why)
+                ),
             ),
         }
     }
@@ -122,11 +127,56 @@ pub(crate) fn verify_id_token(
     nonce: NonceCheck<'_>,
     now: DateTime<Utc>,
 ) -> Result<Claims, VerifyError> {
+    verify(
+        provider,
+        client_id,
+        id_token,
+        Some(access_token),
+        None,
+        nonce,
+        now,
+    )
+}
+
+/// Validates an ID token that came in the authorization response (the hybrid flow, §3.3.2.12,
+/// and the implicit flow, §3.2.2.11): as at the token endpoint, with the `nonce` required
+/// (§3.2.2.11 step 11), and for the hybrid flow `c_hash` required and matching `code`
+/// (§3.3.2.11). This runs before the code is redeemed.
+pub(crate) fn verify_front_channel(
+    provider: &Provider,
+    client_id: &str,
+    id_token: &CoreIdToken,
+    nonce: &Nonce,
+    code: Option<&AuthorizationCode>,
+    now: DateTime<Utc>,
+) -> Result<Claims, VerifyError> {
+    verify(
+        provider,
+        client_id,
+        id_token,
+        None,
+        code,
+        NonceCheck::Equals(nonce),
+        now,
+    )
+}
+
+fn verify(
+    provider: &Provider,
+    client_id: &str,
+    id_token: &CoreIdToken,
+    access_token: Option<&AccessToken>,
+    code: Option<&AuthorizationCode>,
+    nonce: NonceCheck<'_>,
+    now: DateTime<Utc>,
+) -> Result<Claims, VerifyError> {
     let verifier = verifier(provider, client_id, now);
     // Steps 1-3, 6-9, 11 (iss, aud, signature, alg, exp, nonce) and 10 via the iat hook.
     let claims: &CoreIdTokenClaims = match nonce {
         NonceCheck::Equals(n) => id_token.claims(&verifier, n),
-        NonceCheck::Refresh => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        NonceCheck::Refresh | NonceCheck::NotSent => {
+            id_token.claims(&verifier, |_: Option<&Nonce>| Ok(()))
+        }
     }
     .map_err(map_claims_error)?;
 
@@ -136,7 +186,7 @@ pub(crate) fn verify_id_token(
         Some(azp) if azp.as_str() != client_id => {
             return Err(VerifyError::Invalid(format!(
                 "azp `{}` is not this client",
-                azp.as_str()
+                sanitize(azp.as_str())
             )));
         }
         None if aud.len() > 1 => {
@@ -145,19 +195,42 @@ pub(crate) fn verify_id_token(
         _ => {}
     }
 
-    // §3.1.3.8 / §3.2.2.9: when at_hash is present it must match the access token.
-    if let Some(expected) = claims.access_token_hash() {
-        let alg = id_token
+    // The left half of the token's hash under its own signing algorithm (§3.1.3.8, §3.3.2.11).
+    let alg = || {
+        id_token
             .signing_alg()
-            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))?;
-        let key = id_token
+            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))
+    };
+    let key = || {
+        id_token
             .signing_key(&verifier)
-            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))?;
-        let actual = AccessTokenHash::from_token(access_token, alg, key)
+            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))
+    };
+
+    // §3.1.3.8 / §3.2.2.9: when at_hash is present it must match the access token.
+    if let (Some(expected), Some(access_token)) = (claims.access_token_hash(), access_token) {
+        let actual = AccessTokenHash::from_token(access_token, alg()?, key()?)
             .map_err(|e| VerifyError::Invalid(format!("at_hash: {e}")))?;
         if actual != *expected {
             return Err(VerifyError::Invalid(
                 "at_hash does not match the access token".into(),
+            ));
+        }
+    }
+
+    // §3.3.2.11: with `code id_token`, c_hash is REQUIRED and binds the ID token to this code,
+    // so a code swapped into the response (§3.3.2.10 code injection) is caught before redemption.
+    if let Some(code) = code {
+        let Some(expected) = claims.code_hash() else {
+            return Err(VerifyError::Invalid(
+                "it has no c_hash, which OIDC Core §3.3.2.11 requires with the code".into(),
+            ));
+        };
+        let actual = AuthorizationCodeHash::from_code(code, alg()?, key()?)
+            .map_err(|e| VerifyError::Invalid(format!("c_hash: {e}")))?;
+        if actual != *expected {
+            return Err(VerifyError::Invalid(
+                "c_hash does not match the code".into(),
             ));
         }
     }
@@ -177,6 +250,8 @@ pub(crate) fn verify_id_token(
             .and_then(|p| p.get(None))
             .map(|p| p.to_string()),
         preferred_username: claims.preferred_username().map(|u| u.to_string()),
+        // Filled from userinfo; the ID token's own grants are read from the stored token.
+        userinfo_grants: Default::default(),
     })
 }
 
@@ -197,12 +272,16 @@ pub(crate) fn check_refreshed(previous: &Claims, refreshed: &Claims) -> Result<(
             "the refreshed ID token has a different audience".into(),
         ));
     }
-    if previous.azp.is_some() && refreshed.azp.is_some() && previous.azp != refreshed.azp {
-        return Err(VerifyError::Invalid(
-            "the refreshed ID token has a different azp".into(),
-        ));
-    }
-    Ok(())
+    // §12.2: "its azp Claim Value MUST be the same as in the ID Token issued when the original
+    // authentication occurred; if no azp Claim was present in the original ID Token, one MUST
+    // NOT be present in the new ID Token". So an azp may neither change, appear nor disappear.
+    let why = match (&previous.azp, &refreshed.azp) {
+        (Some(a), Some(b)) if a != b => "the refreshed ID token has a different azp",
+        (None, Some(_)) => "the refreshed ID token has an azp the original did not",
+        (Some(_), None) => "the refreshed ID token lacks the azp the original had",
+        _ => return Ok(()),
+    };
+    Err(VerifyError::Invalid(why.into()))
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use keyring_core::CredentialStore;
 
+use crate::store::StoreKind;
+
 pub const MAX_SECRET_LEN: usize = 2560;
 
 pub fn open() -> keyring_core::Result<Arc<CredentialStore>> {
@@ -11,3 +13,6 @@ pub fn open() -> keyring_core::Result<Arc<CredentialStore>> {
         "no OS keychain is supported on this platform".into(),
     ))
 }
+
+/// What `store = "auto"` resolves to.
+pub const NATIVE: StoreKind = StoreKind::Other;

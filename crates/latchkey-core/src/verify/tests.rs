@@ -9,7 +9,7 @@ use openidconnect::{
 use std::str::FromStr;
 
 const ISSUER: &str = "https://id.example";
-const CLIENT: &str = "latchkey-desktop";
+const CLIENT: &str = "desktop-client";
 
 fn rsa() -> CoreRsaPrivateSigningKey {
     CoreRsaPrivateSigningKey::from_pem(
@@ -241,4 +241,90 @@ fn refreshed_token_must_keep_subject_and_audience() {
         ..before.clone()
     };
     assert!(check_refreshed(&before, &other_aud).is_err());
+}
+
+#[test]
+fn refreshed_token_must_keep_azp_exactly() {
+    let without = Claims {
+        sub: "alice".into(),
+        aud: vec![CLIENT.into()],
+        ..Default::default()
+    };
+    let with = Claims {
+        azp: Some(CLIENT.into()),
+        ..without.clone()
+    };
+    let other = Claims {
+        azp: Some("other".into()),
+        ..without.clone()
+    };
+    assert!(check_refreshed(&without, &without.clone()).is_ok());
+    assert!(check_refreshed(&with, &with.clone()).is_ok());
+    let why = |r: Result<(), VerifyError>| match r {
+        Err(VerifyError::Invalid(why)) => why,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    assert!(why(check_refreshed(&with, &other)).contains("different azp"));
+    assert!(
+        why(check_refreshed(&without, &with)).contains("did not"),
+        "appearing"
+    );
+    assert!(
+        why(check_refreshed(&with, &without)).contains("lacks"),
+        "disappearing"
+    );
+}
+
+fn front(token: &CoreIdToken, code: Option<&AuthorizationCode>) -> Result<Claims, VerifyError> {
+    verify_front_channel(
+        &provider(),
+        CLIENT,
+        token,
+        &Nonce::new("the-nonce".into()),
+        code,
+        now(),
+    )
+}
+
+#[test]
+fn the_front_channel_c_hash_is_required_and_must_match_the_code() {
+    let code = AuthorizationCode::new("the-code".into());
+    let alg = CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256;
+    let signed = CoreIdToken::new(claims(), &rsa(), alg.clone(), None, Some(&code)).expect("sign");
+    assert_eq!(front(&signed, Some(&code)).expect("valid").sub, "alice");
+
+    let other = AuthorizationCode::new("another-code".into());
+    let why = invalid(front(&signed, Some(&other)));
+    assert!(why.contains("c_hash does not match"), "{why}");
+
+    let unhashed = sign_rsa(claims(), alg.clone(), None);
+    let why = invalid(front(&unhashed, Some(&code)));
+    assert!(why.contains("no c_hash"), "{why}");
+    // The implicit flow has no code: no c_hash is asked for.
+    assert!(front(&unhashed, None).is_ok());
+
+    // EdDSA hashes with SHA-512 (OIDC Core §3.3.2.11: the alg's hash), still the left half.
+    let ed_signed = CoreIdToken::new(
+        claims(),
+        &ed(),
+        CoreJwsSigningAlgorithm::EdDsa,
+        None,
+        Some(&code),
+    )
+    .expect("sign");
+    assert!(front(&ed_signed, Some(&code)).is_ok());
+    assert!(front(&ed_signed, Some(&other)).is_err());
+}
+
+#[test]
+fn the_front_channel_nonce_is_required() {
+    let code = AuthorizationCode::new("the-code".into());
+    let alg = CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256;
+    let no_nonce = claims().set_nonce(None);
+    let signed = CoreIdToken::new(no_nonce, &rsa(), alg.clone(), None, Some(&code)).expect("sign");
+    let why = invalid(front(&signed, Some(&code)));
+    assert!(why.contains("nonce"), "{why}");
+    let wrong = claims().set_nonce(Some(Nonce::new("another".into())));
+    let signed = CoreIdToken::new(wrong, &rsa(), alg, None, None).expect("sign");
+    assert!(invalid(front(&signed, None)).contains("nonce"));
 }

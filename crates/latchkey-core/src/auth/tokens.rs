@@ -1,0 +1,386 @@
+//! Handing tokens to other tools: [`Latchkey::token`] (access token, `--min-valid`,
+//! `--force-refresh`), [`Latchkey::id_token`] (the Kubernetes OIDC authenticator's credential),
+//! the token cache that answers both without a keychain call, and [`Latchkey::reject_token`]
+//! (a resource refused the token, so the next request refreshes first).
+
+use chrono::{DateTime, Utc};
+
+use super::{Latchkey, Session};
+use crate::dpop::ResourceHeaders;
+use crate::error::{Error, ErrorKind, Result, sanitize};
+use crate::session::{AccessToken, jwt_payload, short_hash};
+use crate::token_cache::CachedToken;
+
+/// What [`Latchkey::token`] should make sure of.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct TokenOptions {
+    /// The token must stay valid at least this long; a refresh happens first otherwise.
+    pub min_valid: std::time::Duration,
+    /// Refresh even when the current token is valid.
+    pub force_refresh: bool,
+}
+
+impl TokenOptions {
+    pub fn new(min_valid: std::time::Duration, force_refresh: bool) -> Self {
+        Self {
+            min_valid,
+            force_refresh,
+        }
+    }
+}
+
+/// A valid token, with what a caller needs to use and schedule it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TokenInfo {
+    pub token: AccessToken,
+    /// `Bearer` (RFC 6750) or `DPoP` (RFC 9449) for access tokens; `N_A` for an ID token, which
+    /// is no access token.
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An implicit sign-in has an ID token only (OIDC Core §3.2.2.5): no access token to hand out.
+fn has_access_token(session: &Session) -> Result<()> {
+    if session.flow == crate::config::FlowChoice::Implicit.as_str() {
+        return Err(super::implicit::no_access_token());
+    }
+    Ok(())
+}
+
+/// `DPoP` for a token bound to the session's key (RFC 9449), else `Bearer` (RFC 6750).
+fn token_type_of(session: &Session) -> &'static str {
+    match (&session.token_type, &session.dpop_key) {
+        (Some(t), Some(_)) if t.eq_ignore_ascii_case("dpop") => "DPoP",
+        _ => "Bearer",
+    }
+}
+
+/// RFC 6750 §2.1 (b64token): a token with spaces or control characters would end the header
+/// line early and could inject other headers into the caller's request.
+fn header_safe(token: &str) -> Result<&str> {
+    if !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(token);
+    }
+    Err(Error::new(
+        ErrorKind::ProviderInvalid,
+        "the provider's access token has characters an HTTP header cannot carry, so no headers were printed; ask the provider's administrator",
+    ))
+}
+
+/// The provider's tokens live `expires_at - issued_at`: asking for longer can never succeed.
+fn check_lifetime(session: &Session, min_valid: chrono::Duration) -> Result<()> {
+    let Some(issued) = session.issued_at else {
+        return Ok(());
+    };
+    let lifetime = chrono::Duration::seconds(
+        session
+            .expires_at
+            .timestamp()
+            .saturating_sub(issued.timestamp()),
+    );
+    if lifetime <= min_valid {
+        return Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider's access tokens live {} s, not the {} s asked for",
+                lifetime.num_seconds(),
+                min_valid.num_seconds()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The stored ID token with its `exp`, and until when it counts as valid: the same margin rule as
+/// access tokens (a quarter of its lifetime, at most 30 s), so it is not sent and then rejected in
+/// flight. It was verified when it was received (OIDC Core §3.1.3.7); `exp` is only read here.
+fn id_token_times(session: &Session) -> Option<(&str, DateTime<Utc>, DateTime<Utc>)> {
+    let token = session.id_token.as_deref()?;
+    let claims = jwt_payload(token)?;
+    let exp = claims.get("exp")?.as_i64()?;
+    let iat = claims.get("iat").and_then(|v| v.as_i64()).unwrap_or(exp);
+    let margin =
+        (exp.saturating_sub(iat) / 4).clamp(0, crate::session::EXPIRY_MARGIN.num_seconds());
+    Some((
+        token,
+        DateTime::from_timestamp(exp, 0)?,
+        DateTime::from_timestamp(exp.saturating_sub(margin), 0)?,
+    ))
+}
+
+impl Latchkey {
+    /// A valid access token: from the token cache when it holds a fresh one (no keychain call),
+    /// else from the stored session, refreshed if needed.
+    pub async fn access_token(&self) -> Result<AccessToken> {
+        Ok(self.token(TokenOptions::default()).await?.token)
+    }
+
+    /// A valid access token with its type and expiry, as `options` asks.
+    pub async fn token(&self, options: TokenOptions) -> Result<TokenInfo> {
+        let min_valid =
+            chrono::Duration::from_std(options.min_valid).unwrap_or(chrono::Duration::MAX);
+        // Without a minimum, "valid" is what the session's own rules say (margin, refresh floor).
+        // Checked: the minimum can be any number, and chrono's `+` panics on overflow.
+        let lasts = |expires_at: DateTime<Utc>| {
+            options.min_valid.is_zero()
+                || self
+                    .now()
+                    .checked_add_signed(min_valid)
+                    .is_some_and(|t| t < expires_at)
+        };
+        // `reject_token` drops the cache entry, so a hit is never a refused token: the marker
+        // file is read on a miss only, keeping file I/O off the hot path.
+        if !options.force_refresh
+            && let Some(entry) = self.cached_entry()
+            && entry.access_fresh(self.now())
+            && lasts(entry.expires_at)
+        {
+            tracing::debug!("access token served from the token cache");
+            return Ok(TokenInfo {
+                token: AccessToken::from(entry.access_token),
+                token_type: entry.token_type,
+                expires_at: entry.expires_at,
+            });
+        }
+        let refused = self.take_refusal();
+        let force = options.force_refresh || refused.is_some();
+        let session = if force {
+            let current = self.load().await?.ok_or_else(|| self.not_signed_in())?;
+            has_access_token(&current)?;
+            if refused.is_some_and(|r| r != short_hash(&current.access_token, 16))
+                && !options.force_refresh
+                && current.access_token_valid(self.now())
+            {
+                // The refused token was already replaced (by another process): use the new one.
+                current
+            } else {
+                self.refresh_session(Some(&current.access_token)).await?
+            }
+        } else {
+            let session = self.valid_session().await?;
+            has_access_token(&session)?;
+            if lasts(session.expires_at) {
+                session
+            } else {
+                // Not worth a refresh when the provider's tokens never live that long.
+                check_lifetime(&session, min_valid)?;
+                self.refresh_session(Some(&session.access_token)).await?
+            }
+        };
+        if !lasts(session.expires_at) {
+            check_lifetime(&session, min_valid)?;
+        }
+        // A miss (first use, a cache that was off or dropped by the kernel) fills it again.
+        self.cache_token(&session);
+        Ok(TokenInfo {
+            token_type: token_type_of(&session).into(),
+            token: AccessToken::from(session.access_token),
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// The header lines for calling a resource at `url` with `method` (`latchkey headers`): the
+    /// current access token (refreshed first when needed, as [`token`](Self::token)) as
+    /// `Authorization: Bearer`, or for a DPoP-bound token `Authorization: DPoP` plus a fresh
+    /// proof for that method and URL with `ath` (RFC 9449 §7.1). The token cache holds no key, so
+    /// a DPoP token costs a keychain read here.
+    pub async fn resource_headers(&self, method: &str, url: &str) -> Result<ResourceHeaders> {
+        if !crate::dpop::valid_method(method) {
+            return Err(Error::config(format!(
+                "the method `{}` is not an HTTP method; use one like GET or POST",
+                sanitize(method)
+            )));
+        }
+        if crate::dpop::htu(url).is_none() {
+            return Err(Error::config(format!(
+                "the resource URL `{}` is not an http or https URL; give its full URL",
+                sanitize(url)
+            )));
+        }
+        let info = self.token(TokenOptions::default()).await?;
+        if !info.token_type.eq_ignore_ascii_case("dpop") {
+            return header_safe(info.token.secret()).map(|t| ResourceHeaders {
+                authorization: format!("Bearer {t}"),
+                dpop: None,
+            });
+        }
+        // The key lives with the session in the keychain only; `token` just made sure the
+        // session's token is valid, so this refreshes only if another process changed it since.
+        let session = self.valid_session().await?;
+        let token = header_safe(&session.access_token)?;
+        let Some(key) = session
+            .dpop_key
+            .as_ref()
+            .filter(|_| token_type_of(&session) == "DPoP")
+        else {
+            return Ok(ResourceHeaders {
+                authorization: format!("Bearer {token}"),
+                dpop: None,
+            });
+        };
+        let proof = key.proof(method, url, Some(token), None, self.now())?;
+        Ok(ResourceHeaders {
+            authorization: format!("DPoP {token}"),
+            dpop: Some(proof),
+        })
+    }
+
+    /// A valid ID token, as the Kubernetes OIDC authenticator takes for a bearer token: the stored
+    /// one while its `exp` is ahead, else a refreshed one. A provider that answers the refresh
+    /// without a new ID token (OIDC Core §12.2 allows it) gets a `NotSignedIn` error that says
+    /// so: only a new sign-in yields a new ID token then.
+    pub async fn id_token(&self) -> Result<TokenInfo> {
+        let now = self.now();
+        if let Some(entry) = self.cached_entry()
+            && let Some((token, expires_at)) = entry.fresh_id_token(now)
+        {
+            tracing::debug!("ID token served from the token cache");
+            return Ok(TokenInfo {
+                token: AccessToken::from(token),
+                token_type: "N_A".into(),
+                expires_at,
+            });
+        }
+        let session = self.load().await?.ok_or_else(|| self.not_signed_in())?;
+        let usable = |s: &Session| {
+            id_token_times(s)
+                .filter(|(_, _, fresh)| self.now() < *fresh)
+                .map(|(t, exp, _)| TokenInfo {
+                    token: AccessToken::from(t.to_owned()),
+                    token_type: "N_A".into(),
+                    expires_at: exp,
+                })
+        };
+        if let Some(info) = usable(&session) {
+            self.cache_token(&session);
+            return Ok(info);
+        }
+        let refreshed = self.refresh_session(Some(&session.access_token)).await?;
+        self.cache_token(&refreshed);
+        usable(&refreshed).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotSignedIn,
+                "the ID token has expired and the provider's refresh returned no new one; a new sign-in is needed",
+            )
+        })
+    }
+
+    /// A resource server refused `token` (git's `erase`): the token cache forgets it, and the
+    /// next [`token`](Self::token) call refreshes first, unless the session has moved on to
+    /// another token since. Never ends the session.
+    pub async fn reject_token(&self, token: &str) -> Result<()> {
+        if let Some(cache) = &self.ports.token_cache {
+            let _ = cache.remove(&self.cache_key());
+        }
+        let Some(path) = self.refusal_path() else {
+            return Ok(());
+        };
+        if let Some(dir) = path.parent() {
+            crate::lock::private_dir(dir)?;
+        }
+        // A hash, not the token: nothing secret is written outside the keychain.
+        std::fs::write(&path, short_hash(token, 16)).map_err(|e| {
+            Error::internal(format!(
+                "cannot record the refused token in {}: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    fn refusal_path(&self) -> Option<std::path::PathBuf> {
+        let dir = self.ports.cache_dir.as_ref()?;
+        Some(dir.join("refused").join(self.cache_key()))
+    }
+
+    /// The hash of a token a resource refused, once: reading it removes it.
+    fn take_refusal(&self) -> Option<String> {
+        let path = self.refusal_path()?;
+        let hash = std::fs::read_to_string(&path).ok()?;
+        let _ = std::fs::remove_file(&path);
+        Some(hash.trim().to_owned())
+    }
+
+    fn cache_key(&self) -> String {
+        short_hash(&self.session_name, 16)
+    }
+
+    fn cached_entry(&self) -> Option<CachedToken> {
+        let cache = self.ports.token_cache.as_ref()?;
+        CachedToken::parse(&cache.get(&self.cache_key())?)
+    }
+
+    /// Keeps the cache exact after every save: the session's current access token (and ID token),
+    /// each for exactly as long as it counts as valid. Failing to cache only costs speed.
+    pub(super) fn cache_token(&self, session: &Session) {
+        let Some(cache) = &self.ports.token_cache else {
+            return;
+        };
+        // No access token to serve (the implicit flow): nothing is cached, so `token` always
+        // reads the session and says why there is none.
+        if session.access_token.is_empty() {
+            if let Err(e) = cache.remove(&self.cache_key()) {
+                tracing::debug!("token cache not updated: {e}");
+            }
+            return;
+        }
+        let Some(fresh_until) = session
+            .expires_at
+            .checked_sub_signed(session.refresh_margin())
+        else {
+            return;
+        };
+        let id = id_token_times(session);
+        let now = self.now().timestamp();
+        let ttl = fresh_until
+            .timestamp()
+            .max(id.map_or(0, |(_, _, f)| f.timestamp()))
+            .saturating_sub(now);
+        let result = if ttl <= 0 {
+            cache.remove(&self.cache_key())
+        } else {
+            let entry = CachedToken {
+                v: 1,
+                access_token: session.access_token.clone(),
+                token_type: token_type_of(session).into(),
+                expires_at: session.expires_at,
+                fresh_until,
+                id_token: id.map(|(t, _, _)| t.to_owned()),
+                id_expires_at: id.map(|(_, e, _)| e),
+                id_fresh_until: id.map(|(_, _, f)| f),
+            };
+            cache.put(&self.cache_key(), &entry.to_bytes(), ttl.unsigned_abs())
+        };
+        if let Err(e) = result {
+            tracing::debug!("token cache not updated: {e}");
+        }
+    }
+
+    /// Forgets the cached token, before the session itself goes: a token that outlived its
+    /// session would be served after a logout.
+    pub(super) fn uncache_token(&self) -> Result<()> {
+        let Some(cache) = &self.ports.token_cache else {
+            return Ok(());
+        };
+        cache.remove(&self.cache_key()).map_err(|e| {
+            Error::new(
+                ErrorKind::Keychain,
+                format!("cannot remove the cached access token from the kernel keyring ({e})"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe;
+
+    #[test]
+    fn a_token_that_could_end_a_header_line_is_not_printed() {
+        assert_eq!(header_safe("eyJ.a-b_c~+/=").ok(), Some("eyJ.a-b_c~+/="));
+        for bad in ["", "a b", "a\r\nX-Evil: 1", "a\tb", "t\u{7f}"] {
+            assert!(header_safe(bad).is_err(), "{bad:?}");
+        }
+    }
+}
