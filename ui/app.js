@@ -1,8 +1,8 @@
 // Latchkey window: renders the view model Rust sends. No state of its own beyond the last view,
 // no tokens (none are ever sent), no remote content. Text goes in with textContent only.
-'use strict';
-
-const { invoke } = window.__TAURI__.core;
+// The Latchkey plugin's API (a copy of crates/tauri-plugin-latchkey/guest-js/index.js, kept
+// identical by a test: no bundler here).
+import * as latchkey from './latchkey.js';
 
 const $ = (id) => document.getElementById(id);
 const PHASES = ['starting', 'setup', 'signedOut', 'waiting', 'signedIn'];
@@ -32,12 +32,19 @@ function render(vm, previous) {
   renderBanner(vm.error);
   renderNotice(vm.notice);
 
+  renderAccounts(vm);
   if (vm.phase === 'setup') renderSetup(vm.setup, previous);
   if (vm.phase === 'signedOut') renderSignedOut(vm);
   if (vm.phase === 'waiting') renderWaiting(vm);
   if (vm.phase === 'signedIn') renderSignedIn(vm.identity);
 
   if (!previous || previous.phase !== vm.phase) announce(vm);
+  // A new notice (the retry notice among them) is announced too, after the phase.
+  const said = (n) => (n ? `${n.kind}:${n.message}` : '');
+  if (vm.notice && said(vm.notice) !== said(previous && previous.notice)) {
+    const phaseChanged = !previous || previous.phase !== vm.phase;
+    text('live', `${phaseChanged ? `${$('live').textContent} ` : ''}${vm.notice.message}`);
+  }
   // When the first real state was painted (wall clock, ms): read by tests/bench/app.sh.
   if (vm.phase !== 'starting' && !document.body.dataset.shownAt) {
     requestAnimationFrame(() => { document.body.dataset.shownAt = String(Date.now()); });
@@ -91,6 +98,48 @@ function renderNotice(notice) {
   show($('notice-dismiss'), !retrying);
 }
 
+/** The account switcher: every signed-in account, one click (or Enter) to show it. */
+function renderAccounts(vm) {
+  const accounts = vm.accounts || [];
+  const configured = vm.phase === 'signedIn' || vm.phase === 'signedOut';
+  show($('accounts'), configured || accounts.length > 0);
+  show($('sign-out-all'), accounts.filter((a) => a.signedIn).length > 1);
+  show($('add-account'), configured);
+  show($('add-account-other'), configured);
+  const list = $('account-list');
+  const key = JSON.stringify(accounts);
+  if (list.dataset.key === key) return; // unchanged: keep focus where it is
+  list.dataset.key = key;
+  list.replaceChildren(...accounts.map((a) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'account';
+    b.dataset.profile = a.profile;
+    if (a.selected) b.setAttribute('aria-current', 'true');
+    const avatar = document.createElement('span');
+    avatar.className = 'avatar initials small';
+    avatar.setAttribute('aria-hidden', 'true');
+    avatar.textContent = a.initials;
+    const name = document.createElement('span');
+    name.className = 'acc-name';
+    name.textContent = a.name;
+    const issuer = document.createElement('span');
+    issuer.className = 'acc-issuer muted small';
+    issuer.textContent = `${a.issuer} · ${a.profile}`;
+    b.append(avatar, name, issuer);
+    if (a.problem) {
+      const problem = document.createElement('span');
+      problem.className = 'acc-problem warning small';
+      problem.textContent = a.problem;
+      b.append(problem);
+    }
+    b.addEventListener('click', () => call(() => latchkey.switchAccount(a.profile), b));
+    li.append(b);
+    return li;
+  }));
+}
+
 function renderSetup(setup, previous) {
   const form = $('setup-form');
   show(form, !!setup);
@@ -108,6 +157,31 @@ function renderSetup(setup, previous) {
     note.textContent = f.readOnly ? `${f.note}.` : note.dataset.original;
   }
   text('user-file', setup.userFile ? `Your settings are saved in ${setup.userFile}.` : '');
+  const redirect = setup.appRedirect || { value: 'scheme', readOnly: false, note: null };
+  if (fresh || redirect.readOnly) {
+    $('f-redirect-loopback').checked = redirect.value === 'loopback';
+    $('f-redirect-scheme').checked = redirect.value !== 'loopback';
+    suggestRedirect();
+  }
+  for (const id of ['f-redirect-scheme', 'f-redirect-loopback']) $(id).disabled = redirect.readOnly;
+  if (!$('f-redirect-note').dataset.original) $('f-redirect-note').dataset.original = $('f-redirect-note').textContent;
+  $('f-redirect-note').textContent = redirect.readOnly ? `${redirect.note}.` : $('f-redirect-note').dataset.original;
+  const adding = setup.adding || null;
+  show($('setup-intro'), !adding);
+  show($('setup-adding'), !!adding);
+  text('setup-adding-name', adding || '');
+  text('setup-title', adding ? 'Add an account' : 'Set up Latchkey');
+  show($('cancel-add'), !!adding);
+}
+
+/** A Google issuer takes loopback redirects only for desktop clients: say so, and pick it. */
+function suggestRedirect() {
+  let google = false;
+  try { google = new URL($('f-issuer').value).hostname === 'accounts.google.com'; } catch { /* not a URL yet */ }
+  if (google && !$('f-redirect-loopback').disabled) {
+    $('f-redirect-loopback').checked = true;
+    $('f-redirect-note').textContent = 'Google does not accept app links for desktop apps, so a local address is used.';
+  }
 }
 
 function renderSignedOut(vm) {
@@ -125,6 +199,7 @@ function renderWaiting(vm) {
     : '');
   text('w-expires', w.expiresAt.text);
   $('w-link').value = w.signInUrl || '';
+  show($('w-loopback'), !!w.canUseLoopback);
 }
 
 function scopeItem(s) {
@@ -159,9 +234,44 @@ function renderSignedIn(id) {
   show($('not-granted-block'), id.notGranted.length > 0);
   $('not-granted').replaceChildren(...id.notGranted.map(scopeItem));
 
+  const grants = id.grants || [];
   const claims = id.accessClaims;
-  show($('claims-card'), !!claims);
-  if (claims) {
+  show($('claims-card'), grants.length > 0 || !!id.groupsOverage || !!claims);
+  if (grants.length || id.groupsOverage) {
+    const rows = [];
+    for (const group of grants) {
+      const dt = document.createElement('dt');
+      dt.textContent = group.label;
+      dt.dataset.kind = group.kind;
+      const dd = document.createElement('dd');
+      const ul = document.createElement('ul');
+      ul.className = 'grant-values';
+      for (const g of group.values) {
+        const li = document.createElement('li');
+        li.dataset.claim = g.claim;
+        li.dataset.source = g.source;
+        const value = document.createElement('span');
+        value.className = 'mono';
+        value.textContent = g.value;
+        const from = document.createElement('span');
+        from.className = 'muted small';
+        from.textContent = ` ${g.name ? `(${g.name}) ` : ''}from the ${g.source}, ${g.claim}`;
+        li.append(value, from);
+        ul.append(li);
+      }
+      dd.append(ul);
+      rows.push(dt, dd);
+    }
+    if (id.groupsOverage) {
+      const dt = document.createElement('dt');
+      dt.textContent = 'Groups';
+      const dd = document.createElement('dd');
+      dd.id = 'groups-overage';
+      dd.textContent = 'Too many groups to list: the provider left them out of the token.';
+      rows.push(dt, dd);
+    }
+    $('claims').replaceChildren(...rows);
+  } else if (claims) {
     const rows = [];
     for (const [label, values] of [['Roles', claims.roles], ['Groups', claims.groups], ['Permissions', claims.permissions]]) {
       if (!values.length) continue;
@@ -181,18 +291,20 @@ function renderSignedIn(id) {
   text('session-refresh', id.refreshable
     ? 'It is renewed automatically in the background; you stay signed in.'
     : 'The provider did not allow automatic renewal; you will need to sign in again when it expires.');
+  text('session-obtained', id.obtained);
 }
 
 // ---------------------------------------------------------------- actions
 
-async function call(command, args, button) {
+/** Runs a plugin call (`action`), applies the view it answers, and shows its error. */
+async function call(action, button, { form = false } = {}) {
   if (button) button.disabled = true;
   try {
-    apply(await invoke(command, args));
+    apply(await action());
     return true;
   } catch (e) {
     const err = (e && typeof e === 'object') ? e : { kind: 'internal', message: String(e) };
-    if (command === 'save_settings') {
+    if (form) {
       show($('form-error'), true);
       text('form-error', err.message);
     } else {
@@ -223,56 +335,52 @@ async function copyLink() {
 }
 
 function wire() {
-  $('sign-in').addEventListener('click', (e) => call('sign_in', {}, e.currentTarget));
-  $('cancel').addEventListener('click', (e) => call('cancel_sign_in', {}, e.currentTarget));
-  $('open-again').addEventListener('click', (e) => call('open_browser_again', {}, e.currentTarget));
+  $('sign-in').addEventListener('click', (e) => call(latchkey.signIn, e.currentTarget));
+  $('cancel').addEventListener('click', (e) => call(latchkey.cancel, e.currentTarget));
+  $('open-again').addEventListener('click', (e) => call(latchkey.openBrowserAgain, e.currentTarget));
   $('copy-link').addEventListener('click', copyLink);
-  $('sign-out').addEventListener('click', (e) =>
-    call('sign_out', { alsoProvider: $('also-provider').checked }, e.currentTarget));
-  $('banner-dismiss').addEventListener('click', (e) => call('dismiss', {}, e.currentTarget));
-  $('notice-dismiss').addEventListener('click', (e) => call('dismiss', {}, e.currentTarget));
-  $('notice-retry').addEventListener('click', (e) => call('retry', {}, e.currentTarget));
+  $('add-account').addEventListener('click', (e) => call(() => latchkey.addAccount(), e.currentTarget));
+  $('add-account-other').addEventListener('click', (e) =>
+    call(() => latchkey.addAccount({ otherProvider: true }), e.currentTarget));
+  $('cancel-add').addEventListener('click', (e) => call(latchkey.cancelAddAccount, e.currentTarget));
+  $('sign-out-all').addEventListener('click', (e) => call(latchkey.signOutAll, e.currentTarget));
+  $('use-loopback').addEventListener('click', (e) => call(latchkey.useLoopback, e.currentTarget));
+  $('f-issuer').addEventListener('input', suggestRedirect);
+  $('sign-out').addEventListener('click', (e) => {
+    const alsoProvider = $('also-provider').checked;
+    call(() => latchkey.signOut({ alsoProvider }), e.currentTarget);
+  });
+  $('banner-dismiss').addEventListener('click', (e) => call(latchkey.dismiss, e.currentTarget));
+  $('notice-dismiss').addEventListener('click', (e) => call(latchkey.dismiss, e.currentTarget));
+  $('notice-retry').addEventListener('click', (e) => call(latchkey.retry, e.currentTarget));
   $('banner-retry').addEventListener('click', (e) => {
     const action = e.currentTarget.dataset.action;
-    call(action === 'signIn' ? 'sign_in' : 'retry', {}, e.currentTarget);
+    call(action === 'signIn' ? latchkey.signIn : latchkey.retry, e.currentTarget);
   });
   $('setup-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     show($('form-error'), false);
-    const form = { issuer: $('f-issuer').value, clientId: $('f-client').value, scopes: $('f-scopes').value };
+    const form = {
+      issuer: $('f-issuer').value, clientId: $('f-client').value, scopes: $('f-scopes').value,
+      appRedirect: $('f-redirect-loopback').checked ? 'loopback' : 'scheme',
+    };
     const button = $('save-settings');
     button.textContent = 'Checking the provider…';
-    await call('save_settings', { form }, button);
+    await call(() => latchkey.saveSettings(form), button, { form: true });
     button.textContent = 'Check and save';
   });
   // Escape cancels a sign-in in progress.
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && view && view.phase === 'waiting') call('cancel_sign_in', {}, null);
+    if (e.key === 'Escape' && view && view.phase === 'waiting') call(latchkey.cancel, null);
   });
 }
 
 // ---------------------------------------------------------------- start
 
-/** Follows the state: `next_state` answers as soon as the view's seq passes ours (see commands.rs). */
-async function follow() {
-  for (;;) {
-    try {
-      apply(await invoke('next_state', { after: lastSeq < 0 ? null : lastSeq }));
-    } catch {
-      // Only when the IPC itself fails, as while the app quits: pause rather than spin.
-      await new Promise((resolve) => { setTimeout(resolve, 1000); });
-    }
-  }
-}
-
-(async () => {
-  wire();
-  // Read the state, then follow it from that seq on: nothing is missed between the two. Only then
-  // is the page "ready" (tests wait for body[data-ready] before sending deep links).
-  try {
-    apply(await invoke('get_state'));
-  } finally {
-    document.body.dataset.ready = 'true';
-    follow();
-  }
-})();
+wire();
+// The first view, then every change after it: nothing is missed between the two. Only then is the
+// page "ready" (tests wait for body[data-ready] before sending deep links).
+latchkey.watch((v) => {
+  apply(v);
+  document.body.dataset.ready = 'true';
+});

@@ -12,6 +12,7 @@
 //! Run-time registration only happens when nothing handles the scheme yet (or this executable
 //! already does): a debug build must not take the scheme away from an installed copy.
 
+use latchkey_core::AppIdentity;
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_deep_link::DeepLinkExt;
 
@@ -36,36 +37,38 @@ pub enum Handler {
 pub use imp::scheme_handler;
 
 /// Process-wide webview settings that only exist as environment variables. Must run before any
-/// thread is started (the environment is not thread-safe); `LATCHKEY_WEBVIEW_TUNING=0` skips it.
-pub fn before_threads() {
-    if !tuning_off() {
+/// thread is started (the environment is not thread-safe); `<PREFIX>_WEBVIEW_TUNING=0` skips it.
+pub fn before_threads(identity: &AppIdentity) {
+    if !tuning_off(identity) {
         imp::before_threads();
     }
 }
 
-fn tuning_off() -> bool {
-    std::env::var("LATCHKEY_WEBVIEW_TUNING").is_ok_and(|v| v == "0")
+fn tuning_off(identity: &AppIdentity) -> bool {
+    std::env::var(identity.var("WEBVIEW_TUNING")).is_ok_and(|v| v == "0")
 }
 
-/// Lighter webview settings for a small local UI (`LATCHKEY_WEBVIEW_TUNING=0` keeps WebKit's
+/// Lighter webview settings for a small local UI (`<PREFIX>_WEBVIEW_TUNING=0` keeps WebKit's
 /// defaults, for measuring).
-pub fn tune_webview<R: Runtime>(app: &AppHandle<R>) {
-    if tuning_off() {
-        return;
-    }
-    if let Some(window) = tauri::Manager::get_webview_window(app, "main") {
-        imp::tune_webview(&window);
+pub fn tune_webview<R: Runtime>(webview: &tauri::Webview<R>, identity: &AppIdentity) {
+    if !tuning_off(identity) {
+        imp::tune_webview(webview);
     }
 }
 
 /// Debug builds: registers the redirect scheme for this executable, unless another program
 /// handles it. Runs on its own thread: it spawns `xdg-mime` and must not delay the window.
-pub fn register_scheme_for_debug<R: Runtime>(app: &AppHandle<R>, scheme: &'static str) {
-    if !cfg!(debug_assertions) || std::env::var_os("LATCHKEY_NO_REGISTER").is_some() {
+/// `<PREFIX>_NO_REGISTER` skips it.
+pub fn register_scheme_for_debug<R: Runtime>(
+    app: &AppHandle<R>,
+    identity: &AppIdentity,
+    scheme: String,
+) {
+    if !cfg!(debug_assertions) || std::env::var_os(identity.var("NO_REGISTER")).is_some() {
         return;
     }
     let app = app.clone();
-    std::thread::spawn(move || match scheme_handler(scheme) {
+    std::thread::spawn(move || match scheme_handler(&scheme) {
         Ok(Handler::ThisApp) => tracing::debug!("{scheme}: already registered to this executable"),
         Ok(Handler::None) => match app.deep_link().register_all() {
             Ok(()) => tracing::info!("{scheme}: registered to this debug build"),

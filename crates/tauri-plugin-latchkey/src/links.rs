@@ -7,6 +7,23 @@ use url::Url;
 /// At most this many URLs from one launch are looked at.
 pub const MAX_URLS: usize = 4;
 
+/// A redirect scheme must follow RFC 3986 §3.1, and RFC 8252 §7.1 wants a reverse-DNS name with
+/// a dot (`com.example.app`); lower case, since URL parsers lower-case schemes.
+pub fn check_scheme(scheme: &str) -> Result<(), String> {
+    let valid = scheme.contains('.')
+        && scheme.starts_with(|c: char| c.is_ascii_lowercase())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "redirect scheme `{scheme}` must be a lower-case reverse-DNS name like com.example.app (tauri.conf.json: plugins.deep-link.desktop.schemes[0])"
+        ))
+    }
+}
+
 /// Whether `arg` claims to be one of our redirects (`<scheme>:...`, scheme case-insensitive).
 pub fn is_ours(arg: &str, scheme: &str) -> bool {
     arg.get(..scheme.len())
@@ -38,6 +55,21 @@ pub fn stray_args(args: &[String], scheme: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemes_are_checked() {
+        assert!(check_scheme("com.acme.signin").is_ok());
+        for bad in [
+            "latchkey",
+            "Com.Acme",
+            "com.acme:x",
+            "",
+            "1com.acme",
+            "com acme.x",
+        ] {
+            assert!(check_scheme(bad).is_err(), "{bad}");
+        }
+    }
 
     const S: &str = "com.example.latchkey";
 

@@ -32,7 +32,7 @@ pub fn before_threads() {
 /// web process, about 60 MB PSS here for a one-page local UI that needs none of it (measured in
 /// `tests/bench/app.sh`; the cache model and page cache made no measurable difference). It also
 /// sidesteps the GPU-driver problems that leave WebKitGTK windows blank on some systems.
-pub fn tune_webview<R: tauri::Runtime>(window: &tauri::WebviewWindow<R>) {
+pub fn tune_webview<R: tauri::Runtime>(window: &tauri::Webview<R>) {
     let result = window.with_webview(|webview| {
         use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
         if let Some(settings) = WebViewExt::settings(&webview.inner()) {

@@ -1,10 +1,11 @@
-//! The commands the window may invoke (and `build.rs` lists, and `capabilities/main.json`
+//! The commands the window may invoke (and `build.rs` lists, and `permissions/default.toml`
 //! grants). Each returns the whole [`ViewModel`]; none returns a token.
 
 use tauri::{AppHandle, Runtime, State};
 
+use crate::error::UiError;
+use crate::models::ViewModel;
 use crate::state::{AppState, LONG_POLL, SettingsForm};
-use crate::view::{UiError, ViewModel};
 
 #[tauri::command]
 pub async fn get_state(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
@@ -63,6 +64,53 @@ pub async fn retry<R: Runtime>(
     state: State<'_, AppState>,
 ) -> Result<ViewModel, UiError> {
     Ok(state.retry(&app).await)
+}
+
+/// Shows another signed-in account (from the keychain: no browser).
+#[tauri::command]
+pub async fn switch_account<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    profile: String,
+) -> Result<ViewModel, UiError> {
+    state.switch_account(&app, profile).await
+}
+
+/// Adds an account: with the shown account's provider (signs in at once), or with another
+/// provider (the first-run form, for a new profile).
+#[tauri::command]
+pub async fn add_account<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    other_provider: bool,
+) -> Result<ViewModel, UiError> {
+    state.add_account(&app, other_provider).await
+}
+
+#[tauri::command]
+pub async fn cancel_add_account<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<ViewModel, UiError> {
+    Ok(state.cancel_add_account(&app).await)
+}
+
+/// "The provider refused this app's link": sign in through a local address from now on.
+#[tauri::command]
+pub async fn use_loopback<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<ViewModel, UiError> {
+    state.use_loopback(&app).await
+}
+
+/// Signs out of every account, revoking each where the provider can.
+#[tauri::command]
+pub async fn sign_out_all<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<ViewModel, UiError> {
+    state.sign_out_all(&app).await
 }
 
 #[tauri::command]

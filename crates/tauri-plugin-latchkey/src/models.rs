@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Local, SecondsFormat, TimeZone, Utc};
 use latchkey_core::config::{self, Merged, Source};
-use latchkey_core::{Error, ErrorKind, Identity, describe_scope};
+use latchkey_core::{Error, ErrorKind, Identity, Remedy, describe_scope};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -40,6 +40,25 @@ pub struct ViewModel {
     pub notice: Option<Notice>,
     /// The one error banner.
     pub error: Option<ErrorView>,
+    /// Every signed-in account (the shown one `selected`), for switching in one click.
+    pub accounts: Vec<AccountView>,
+}
+
+/// One signed-in account in the switcher. No token: a name, initials, the issuer, and what went
+/// wrong with this account alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// The profile, the name `latchkey --profile <name>` uses.
+    pub profile: String,
+    pub name: String,
+    pub initials: String,
+    /// A `data:` URL, for the shown account once its picture arrived.
+    pub picture: Option<String>,
+    pub issuer: String,
+    pub selected: bool,
+    pub signed_in: bool,
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +96,20 @@ pub struct SetupView {
     pub scopes: FieldView,
     /// Where the form saves.
     pub user_file: Option<String>,
+    /// When the form adds an account with another provider: the new profile's name.
+    pub adding: Option<String>,
+    /// How the provider sends the browser back: `scheme` (the app's link) or `loopback` (a
+    /// local address, for providers such as Google that refuse app links for desktop clients).
+    pub app_redirect: FieldView,
+}
+
+/// Whether an issuer is one that refuses private-use schemes for desktop clients (Google's
+/// "Desktop app" clients take loopback redirects only), so the form suggests loopback.
+pub fn refuses_app_links(issuer: &str) -> bool {
+    url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h == "accounts.google.com"))
+        .unwrap_or(false)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +154,8 @@ impl SetupView {
             client_id: field("client_id", ""),
             scopes: field("scopes", config::DEFAULT_SCOPES),
             user_file: user_file.map(|p| p.display().to_string()),
+            adding: None,
+            app_redirect: field("app_redirect", "scheme"),
         }
     }
 }
@@ -136,6 +171,9 @@ pub struct WaitingView {
     pub browser_problem: Option<String>,
     /// A redirect arrived and is being redeemed.
     pub finishing: bool,
+    /// The sign-in uses the app's link and may switch to a local address ("the provider refused
+    /// the redirect").
+    pub can_use_loopback: bool,
 }
 
 impl WaitingView {
@@ -146,6 +184,7 @@ impl WaitingView {
             browser_opened: false,
             browser_problem: None,
             finishing: false,
+            can_use_loopback: false,
         }
     }
 }
@@ -163,6 +202,53 @@ pub struct AccessClaimsView {
     pub roles: Vec<String>,
     pub groups: Vec<String>,
     pub permissions: Vec<String>,
+}
+
+/// One kind of grant ("Roles", "Groups", ...) with each value and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantGroupView {
+    pub kind: String,
+    pub label: String,
+    pub values: Vec<GrantValueView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantValueView {
+    pub value: String,
+    /// A plain name for a well-known value (an Entra directory role's name).
+    pub name: Option<String>,
+    /// "ID token", "access token" or "userinfo".
+    pub source: String,
+    /// The claim's path, e.g. `realm_access.roles`.
+    pub claim: String,
+}
+
+/// Every grant by kind, in the order the core lists kinds; empty kinds left out.
+pub fn grant_groups(grants: &latchkey_core::Grants) -> Vec<GrantGroupView> {
+    latchkey_core::GrantKind::ALL
+        .iter()
+        .filter_map(|kind| {
+            let values: Vec<GrantValueView> = grants
+                .of_kind(*kind)
+                .map(|g| GrantValueView {
+                    value: g.value.clone(),
+                    name: g.name.clone(),
+                    source: g.source.label().to_owned(),
+                    claim: g.claim.clone(),
+                })
+                .collect();
+            (!values.is_empty()).then(|| GrantGroupView {
+                kind: serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                label: kind.label().to_owned(),
+                values,
+            })
+        })
+        .collect()
 }
 
 /// Who is signed in and what was granted.
@@ -185,8 +271,36 @@ pub struct IdentityView {
     pub not_granted: Vec<ScopeView>,
     /// From a JWT access token; informational only.
     pub access_claims: Option<AccessClaimsView>,
+    /// Roles, groups, permissions, scopes, directory roles and entitlements from the ID token,
+    /// a JWT access token (informational) and userinfo, each with its source (issue 12).
+    pub grants: Vec<GrantGroupView>,
+    /// Entra ID left the groups out: "too many groups to list".
+    pub groups_overage: bool,
     pub expires_at: Moment,
     pub refreshable: bool,
+    /// How the person signed in, in plain words: the flow, PKCE, a pushed request (PAR), a
+    /// device-bound token (DPoP, with a short key thumbprint). Issue 7.
+    pub obtained: String,
+}
+
+/// The Session card's "how you signed in" line.
+pub fn obtained(id: &Identity) -> String {
+    let mut parts = vec![match id.flow.as_str() {
+        "hybrid" => "Signed in through your browser (hybrid flow, with PKCE)".to_owned(),
+        "implicit" => "Signed in through your browser (implicit flow with form post: sign-in only, no access token)".to_owned(),
+        "device" => "Signed in with a code on another device (device authorization)".to_owned(),
+        _ => "Signed in through your browser (authorization code with PKCE)".to_owned(),
+    }];
+    if id.par {
+        parts.push("with a pushed request (PAR)".into());
+    }
+    if let Some(jkt) = &id.dpop_jkt {
+        let short: String = jkt.chars().take(8).collect();
+        parts.push(format!("bound to this device (DPoP, key {short}…)"));
+    }
+    let mut text = parts.join(", ");
+    text.push('.');
+    text
 }
 
 impl IdentityView {
@@ -221,8 +335,11 @@ impl IdentityView {
             granted: id.scopes.iter().map(scope).collect(),
             not_granted: id.denied_scopes().iter().map(scope).collect(),
             access_claims,
+            grants: grant_groups(&id.grants),
+            groups_overage: id.grants.groups_overage,
             expires_at: Moment::new(id.expires_at),
             refreshable: id.refreshable,
+            obtained: obtained(id),
         }
     }
 }
@@ -347,15 +464,13 @@ pub fn title(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// The core's message, reworded where it speaks to CLI users, and capitalized.
+/// The core's message, capitalized, with what to do in a window's words (the core leaves the
+/// remedy to each front end).
 pub fn app_message(e: &Error) -> String {
-    let m = e.message();
-    let m = match m.find("; run `latchkey login`") {
-        Some(i) => format!("{}; please sign in again", &m[..i]),
-        None => m.replace(
-            "run `latchkey logout` and sign in again",
-            "sign out and sign in again",
-        ),
+    let m = match e.remedy() {
+        Some(Remedy::SignIn) => format!("{}; please sign in again", e.message()),
+        Some(Remedy::SignOutAndIn) => format!("{}; sign out and sign in again", e.message()),
+        _ => e.message().to_owned(),
     };
     let mut chars = m.chars();
     let mut m = match chars.next() {
@@ -367,43 +482,6 @@ pub fn app_message(e: &Error) -> String {
     }
     m
 }
-
-/// An error returned by a command; serializes as `{ kind, message }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UiError {
-    pub kind: String,
-    pub message: String,
-}
-
-impl UiError {
-    pub fn new(kind: &str, message: impl Into<String>) -> Self {
-        Self {
-            kind: kind.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Error> for UiError {
-    fn from(e: Error) -> Self {
-        let message = match e.description() {
-            Some(d) => format!("{} (the provider says: {d})", app_message(&e)),
-            None => app_message(&e),
-        };
-        Self {
-            kind: kind_name(e.kind()),
-            message,
-        }
-    }
-}
-
-impl std::fmt::Display for UiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
-    }
-}
-
-impl std::error::Error for UiError {}
 
 /// A time for the window: RFC 3339 for scripts and tests, and the local wall-clock text to show,
 /// 24-hour, with the date (ISO 8601) when it is not today. Formatted here rather than in the page:

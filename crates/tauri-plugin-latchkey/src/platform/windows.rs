@@ -7,7 +7,7 @@ use super::Handler;
 /// Nothing to set up front here.
 pub fn before_threads() {}
 
-pub fn tune_webview<R: tauri::Runtime>(_window: &tauri::WebviewWindow<R>) {}
+pub fn tune_webview<R: tauri::Runtime>(_window: &tauri::Webview<R>) {}
 
 pub fn scheme_handler(scheme: &str) -> Result<Handler, String> {
     let Ok(key) = windows_registry::CLASSES_ROOT.open(format!("{scheme}\\shell\\open\\command"))

@@ -19,10 +19,17 @@ use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Manager, Runtime};
 use url::Url;
 
-use crate::view::{
+use crate::error::UiError;
+use crate::models::{
     ErrorView, FORM_KEYS, IdentityView, Moment, Notice, NoticeKind, Phase, ProviderView,
-    RetryAction, SetupView, UiError, ViewModel, WaitingView, app_message, title,
+    RetryAction, SetupView, ViewModel, WaitingView, app_message, title,
 };
+
+mod accounts;
+mod loopback;
+
+/// The window the plugin focuses when a redirect arrives, and whose webview it tunes.
+pub const MAIN_WINDOW: &str = "main";
 
 /// How long [`AppState::next_view`] holds the window's request when nothing changes. The window
 /// then asks again; bounded so that no request stays open for good.
@@ -41,9 +48,15 @@ pub struct SettingsForm {
     pub issuer: String,
     pub client_id: String,
     pub scopes: String,
+    /// `scheme` or `loopback`; absent keeps what is configured.
+    #[serde(default)]
+    pub app_redirect: Option<String>,
 }
 
 pub struct AppState {
+    identity: latchkey_core::AppIdentity,
+    /// The private-use redirect scheme (RFC 8252 §7.1), from `tauri.conf.json`.
+    scheme: String,
     env: Env,
     ports: Ports,
     redirect_uri: Url,
@@ -81,6 +94,14 @@ struct Inner {
     picture: Option<(String, String)>,
     /// A fetch of this claim is in flight.
     picture_fetch: Option<String>,
+    /// The profile shown, when the user switched to one (else the configured one).
+    profile: Option<String>,
+    /// The new profile the "another provider" form is adding.
+    adding: Option<String>,
+    /// The loopback sign-in waiting for its redirect (`app_redirect = "loopback"`).
+    loopback_task: Option<JoinHandle<()>>,
+    /// The signed-in accounts that are not shown, refreshing in the background.
+    accounts: std::collections::BTreeMap<String, accounts::Slot>,
 }
 
 impl Inner {
@@ -99,6 +120,7 @@ impl Inner {
         }
         abort(&mut self.refresh_timer);
         abort(&mut self.timeout_timer);
+        abort(&mut self.loopback_task);
         self.failures = 0;
         self.picture_claim = None;
         self.picture = None;
@@ -139,15 +161,44 @@ fn abort(timer: &mut Option<JoinHandle<()>>) {
 }
 
 impl AppState {
-    pub fn new(env: Env, ports: Ports, redirect_uri: Url) -> Self {
-        Self {
+    /// The controller for `identity`'s app, whose redirects arrive at `<scheme>:/callback`.
+    pub fn new(
+        identity: latchkey_core::AppIdentity,
+        env: Env,
+        ports: Ports,
+        scheme: &str,
+    ) -> Result<Self, String> {
+        crate::links::check_scheme(scheme)?;
+        // `<scheme>:/callback`: one slash, as RFC 8252 §7.1 shows for private-use schemes.
+        let redirect_uri = Url::parse(&format!("{scheme}:/callback"))
+            .map_err(|e| format!("redirect scheme `{scheme}`: {e}"))?;
+        Ok(Self {
+            identity,
+            scheme: scheme.to_owned(),
             env,
             ports,
             redirect_uri,
             inner: Mutex::new(Inner::default()),
             session_gate: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::Sender::new(0),
-        }
+        })
+    }
+
+    /// The redirect scheme this app registered.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The identity of the app the plugin works for.
+    pub fn identity(&self) -> &latchkey_core::AppIdentity {
+        &self.identity
+    }
+
+    fn not_set_up(&self) -> UiError {
+        UiError::new(
+            "config",
+            format!("{} is not set up yet", self.identity.product_name),
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -162,6 +213,7 @@ impl AppState {
     fn update(&self, f: impl FnOnce(&mut Inner)) -> ViewModel {
         let mut inner = self.lock();
         f(&mut inner);
+        inner.view.accounts = inner.account_views();
         inner.view.seq += 1;
         // Sent under the lock, so that the watched `seq` never goes backwards.
         self.changes.send_replace(inner.view.seq);
@@ -187,17 +239,26 @@ impl AppState {
         self.lock()
             .latchkey
             .clone()
-            .ok_or_else(|| UiError::new("config", "Latchkey is not set up yet"))
+            .ok_or_else(|| self.not_set_up())
     }
 
+    /// The sources, with the shown profile selected when the user switched to one.
     fn load_sources(&self) -> latchkey_core::Result<Sources> {
-        self.load_with(Settings::default())
+        let (profile, adding) = {
+            let i = self.lock();
+            (i.profile.clone(), i.adding.clone())
+        };
+        let sources = self.load_with(Settings::default())?;
+        Ok(match adding.or(profile) {
+            Some(p) => sources.for_profile(&p),
+            None => sources,
+        })
     }
 
-    /// The same loader as the CLI: `LATCHKEY_*` env, the user file, the managed file.
+    /// The same loader as the CLI: `<PREFIX>_*` env, the user file, the managed file.
     fn load_with(&self, flags: Settings) -> latchkey_core::Result<Sources> {
         let env = |k: &str| (self.env)(k);
-        Sources::load(flags, &Paths::standard(&env), &env)
+        Sources::load(flags, &Paths::standard(&self.identity, &env), &env)
     }
 
     // ----- start-up ------------------------------------------------------------------------
@@ -247,7 +308,9 @@ impl AppState {
             i.view.setup = None;
             i.latchkey = Some(Arc::clone(&latchkey));
         }
-        self.restore(app, &latchkey).await
+        self.restore(app, &latchkey).await;
+        self.reload_accounts(app).await;
+        self.view()
     }
 
     async fn restore<R: Runtime>(&self, app: &AppHandle<R>, lk: &Arc<Latchkey>) -> ViewModel {
@@ -363,8 +426,10 @@ impl AppState {
                 let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 i.view.notice = Some(Notice {
                     kind: NoticeKind::RefreshRetry,
-                    message: "Couldn't refresh the session. You are still signed in; Latchkey will try again by itself."
-                        .into(),
+                    message: format!(
+                        "Couldn't refresh the session. You are still signed in; {} will try again by itself.",
+                        self.identity.product_name
+                    ),
                     detail: Some(app_message(e)),
                     retry_at: Some(Moment::new(at)),
                 });
@@ -441,9 +506,12 @@ impl AppState {
                     return Err(UiError::new("busy", "Already signed in; sign out first"));
                 }
                 Phase::Setup | Phase::Starting => {
-                    return Err(UiError::new("config", "Latchkey is not set up yet"));
+                    return Err(self.not_set_up());
                 }
             }
+        }
+        if lk.config().app_redirect == config::AppRedirect::Loopback {
+            return Ok(self.sign_in_loopback(app, lk));
         }
         let begun = lk.begin(&self.redirect_uri).await;
         let sign_in = match begun {
@@ -456,13 +524,18 @@ impl AppState {
                 }));
             }
         };
+        let can_switch = self
+            .load_sources()
+            .is_ok_and(|s| !s.locked_keys().contains("app_redirect"));
         let mut attempt = 0;
         self.update(|i| {
             i.beginning = false;
             i.attempt += 1;
             attempt = i.attempt;
             i.view.phase = Phase::Waiting;
-            i.view.waiting = Some(WaitingView::new(&sign_in.url, sign_in.expires_at));
+            let mut waiting = WaitingView::new(&sign_in.url, sign_in.expires_at);
+            waiting.can_use_loopback = can_switch;
+            i.view.waiting = Some(waiting);
             i.view.error = None;
             i.view.notice = None;
             i.sign_in_url = Some(sign_in.url.clone());
@@ -560,12 +633,30 @@ impl AppState {
                 i.view.error = Some(ErrorView {
                     kind: "foreign_callback".into(),
                     title: title(ErrorKind::ForeignCallback).into(),
-                    message: "Latchkey is not set up yet, so the sign-in link was ignored.".into(),
+                    message: format!(
+                        "{} is not set up yet, so the sign-in link was ignored.",
+                        self.identity.product_name
+                    ),
                     description: None,
                     retry: None,
                 });
             });
         };
+        // The provider's return from "also sign out of the provider" (RP-Initiated Logout §3),
+        // matched to the sign-out this process started; any other URL there is reported.
+        match lk.logout_return(&url) {
+            Some(Ok(())) => {
+                return self.update(|i| {
+                    i.view.error = None;
+                    i.view.notice = Some(Notice::info("Signed out of the provider."));
+                });
+            }
+            Some(Err(e)) => {
+                tracing::info!("logout return rejected: {e}");
+                return self.update(|i| i.view.error = Some(ErrorView::from_error(&e, None)));
+            }
+            None => {}
+        }
         self.update(|i| {
             if let Some(w) = i.view.waiting.as_mut() {
                 w.finishing = true;
@@ -651,6 +742,14 @@ impl AppState {
         app: &AppHandle<R>,
         form: SettingsForm,
     ) -> Result<ViewModel, UiError> {
+        // Issue 8, finding 13: only the first-run form saves settings. Once set up, a page that
+        // was made to call this could otherwise repoint a signed-in app at another provider.
+        if self.lock().view.phase != Phase::Setup {
+            return Err(UiError::new(
+                "config",
+                "Settings can only be changed before the app is set up",
+            ));
+        }
         let sources = self.load_sources()?;
         let merged = sources.merged()?;
         let current = SetupView::from_merged(&merged, sources.user_file());
@@ -662,10 +761,18 @@ impl AppState {
             .collect();
         let editable =
             |key: &str, value: &str| (!read_only.contains(key)).then(|| value.trim().to_owned());
+        let adding = self.lock().adding.clone();
+        let app_redirect = form
+            .app_redirect
+            .as_deref()
+            .filter(|_| !current.app_redirect.read_only)
+            .map(|v| v.trim().to_owned());
         let flags = Settings {
             issuer: editable("issuer", &form.issuer),
             client_id: editable("client_id", &form.client_id),
             scopes: editable("scopes", &form.scopes).map(Scopes::Text),
+            app_redirect: app_redirect.clone(),
+            profile: adding.clone(),
             ..Settings::default()
         };
         if flags.issuer.as_deref() == Some("") {
@@ -677,7 +784,10 @@ impl AppState {
         if flags.client_id.as_deref() == Some("") {
             return Err(UiError::new(
                 "config",
-                "Enter the client ID your provider registered for Latchkey",
+                format!(
+                    "Enter the client ID your provider registered for {}",
+                    self.identity.product_name
+                ),
             ));
         }
         let candidate = self.load_with(flags)?.resolve()?;
@@ -691,14 +801,25 @@ impl AppState {
             )
         })?;
         let skip: Vec<&str> = read_only.into_iter().collect();
-        config::save_user_settings_except(
+        // A new account goes into its own `[profiles.<name>]` table; the first run into the top
+        // level. Either way no existing account is repointed.
+        config::save_user_settings_in(
             path,
+            adding.as_deref(),
             &candidate.issuer,
             &candidate.client_id,
             &candidate.scopes,
             &skip,
         )?;
-        self.update(|i| i.view.error = None);
+        if let Some(value) = &app_redirect {
+            config::save_user_value(path, adding.as_deref(), "app_redirect", value)?;
+        }
+        self.update(|i| {
+            i.view.error = None;
+            if let Some(name) = i.adding.take() {
+                i.profile = Some(name);
+            }
+        });
         Ok(self.startup(app).await)
     }
 
@@ -729,7 +850,7 @@ impl AppState {
 
 /// Brings the window forward when a redirect arrives, so the user sees the result.
 pub fn focus_main<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(w) = app.get_webview_window("main") {
+    if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
         let _ = w.unminimize();
         let _ = w.show();
         let _ = w.set_focus();

@@ -6,7 +6,7 @@ use super::Handler;
 /// Nothing to set up front here.
 pub fn before_threads() {}
 
-pub fn tune_webview<R: tauri::Runtime>(_window: &tauri::WebviewWindow<R>) {}
+pub fn tune_webview<R: tauri::Runtime>(_window: &tauri::Webview<R>) {}
 
 pub fn scheme_handler(_scheme: &str) -> Result<Handler, String> {
     Err("URL scheme registration is not supported on this system".into())

@@ -1,6 +1,7 @@
-//! The glue on Tauri's mock runtime, with the real `tauri.conf.json` and capabilities: the IPC
-//! layer, the view model and URL handling, with an in-memory keychain and a recording browser.
-//! No network: the issuer is a closed port. Real sign-ins are covered by `tests/window`.
+//! The Latchkey plugin as this app configures it, on Tauri's mock runtime with the app's real
+//! `tauri.conf.json` and capabilities: the IPC layer and its ACL, the view model and URL
+//! handling, with an in-memory keychain and a recording browser. No network: the issuer is a
+//! closed port. Real sign-ins are covered by `tests/window`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,8 +16,9 @@ use tauri::test::{INVOKE_KEY, MockRuntime, mock_builder};
 use tauri::webview::InvokeRequest;
 use tauri::{App, Manager, WebviewWindow};
 
-use crate::view::Phase;
-use crate::{AppState, redirect_uri};
+use latchkey_identity::LATCHKEY;
+use tauri_plugin_latchkey::AppState;
+use tauri_plugin_latchkey::models::Phase;
 
 /// A closed port: every provider call fails at once with "connection refused".
 const DEAD_ISSUER: &str = "http://127.0.0.1:9";
@@ -111,17 +113,21 @@ impl Fixture {
             clock: Arc::new(SystemClock),
             cache_dir: Some(self.dir.path().join("cache")),
             keychain_timeout: Duration::from_secs(5),
+            // Not the kernel's: these tests must not share a cache with each other or the CLI.
+            token_cache: None,
+            identity: LATCHKEY,
         };
-        let state = AppState::new(
-            Arc::new(move |k: &str| env.get(k).cloned()),
-            ports,
-            redirect_uri(),
-        );
-        let app = crate::app(mock_builder(), state)
+        let plugin = tauri_plugin_latchkey::Builder::new(LATCHKEY)
+            .env(Arc::new(move |k: &str| env.get(k).cloned()))
+            .ports(ports)
+            .without_deep_link()
+            .build();
+        // The plugin's setup runs in `build`; the mock runtime has no event loop, so the
+        // configured window is made here.
+        let app = mock_builder()
+            .plugin(plugin)
             .build(tauri::generate_context!(test = true))
             .expect("app");
-        // The mock runtime has no event loop, so the setup hook never fires: run it here.
-        crate::setup(app.handle());
         let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
             .build()
             .expect("window");
@@ -137,7 +143,7 @@ impl Fixture {
     }
 }
 
-fn wait_phase(app: &App<MockRuntime>, phase: Phase) -> crate::view::ViewModel {
+fn wait_phase(app: &App<MockRuntime>, phase: Phase) -> tauri_plugin_latchkey::models::ViewModel {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let vm = app.state::<AppState>().view();
@@ -153,12 +159,18 @@ fn wait_phase(app: &App<MockRuntime>, phase: Phase) -> crate::view::ViewModel {
     }
 }
 
-/// Invokes a command through the IPC layer, ACL included, as the page does.
+/// Invokes a command through the IPC layer, ACL included, as the page does. A bare name is the
+/// Latchkey plugin's (`plugin:latchkey|<name>`).
 fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, body: Value) -> Result<Value, Value> {
+    let cmd = if cmd.starts_with("plugin:") {
+        cmd.to_owned()
+    } else {
+        format!("plugin:latchkey|{cmd}")
+    };
     tauri::test::get_ipc_response(
         window,
         InvokeRequest {
-            cmd: cmd.into(),
+            cmd,
             callback: tauri::ipc::CallbackFn(0),
             error: tauri::ipc::CallbackFn(1),
             url: "tauri://localhost".parse().expect("url"),
@@ -283,6 +295,20 @@ fn command_errors_serialize_as_kind_and_message() {
     );
     let e = invoke(&window, "open_browser_again", json!({})).expect_err("not signing in");
     assert_eq!(e["kind"], "not_signing_in");
+
+    // Issue 8, finding 13: once set up, the settings form is closed, so a page cannot repoint
+    // a signed-in app at another provider.
+    let form =
+        json!({"form": {"issuer": "https://evil.example", "clientId": "x", "scopes": "openid"}});
+    let e = invoke(&window, "save_settings", form).expect_err("signed in");
+    assert_eq!(e["kind"], "config", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("before the app is set up")),
+        "{e}"
+    );
+    assert!(!f.dir.path().join("user.toml").exists(), "nothing saved");
 }
 
 #[test]
@@ -371,4 +397,20 @@ fn first_run_form_shows_managed_keys_read_only() {
     let e = invoke(&window, "save_settings", form).expect_err("unreachable issuer");
     assert_eq!(e["kind"], "provider_unreachable");
     assert!(!f.dir.path().join("user.toml").exists());
+}
+
+/// The window has no bundler, so it carries a copy of the plugin's JavaScript API; the copy must
+/// be the plugin's, byte for byte (`cp crates/tauri-plugin-latchkey/guest-js/index.js ui/latchkey.js`).
+#[test]
+fn the_ui_carries_the_plugins_js_api_unchanged() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let api = std::fs::read_to_string(root.join("crates/tauri-plugin-latchkey/guest-js/index.js"))
+        .expect("guest-js");
+    for copy in ["ui/latchkey.js", "tests/template/ui/latchkey.js"] {
+        let text = std::fs::read_to_string(root.join(copy)).unwrap_or_default();
+        assert!(
+            text == api,
+            "{copy} differs from the plugin's guest-js/index.js: copy it again"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use super::Handler;
 /// Nothing to set up front here.
 pub fn before_threads() {}
 
-pub fn tune_webview<R: tauri::Runtime>(_window: &tauri::WebviewWindow<R>) {}
+pub fn tune_webview<R: tauri::Runtime>(_window: &tauri::Webview<R>) {}
 
 pub fn scheme_handler(_scheme: &str) -> Result<Handler, String> {
     Err("macOS registers URL schemes from the app bundle; run the bundled .app (`npx tauri build --debug --bundles app`)".into())
