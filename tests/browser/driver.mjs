@@ -10,6 +10,7 @@
 // caught with CDP and optionally delivered to a command the way an OS does.
 // Env knobs are documented in tests/README.md. Exit 0 on success, 1 on error.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,9 @@ const USER = env.DRIVER_USER || 'alice';
 const PASSWORD = env.DRIVER_PASSWORD ?? 'password';
 const ACTION = (env.DRIVER_ACTION || 'approve').toLowerCase();
 const UNCHECK = (env.DRIVER_UNCHECK || '').split(/\s+/).filter(Boolean);
+// The device flow (RFC 8628): the code to type when the page asks for one (a plain
+// verification_uri); verification_uri_complete carries it already.
+const USER_CODE = env.DRIVER_USER_CODE || '';
 const HOLD_MS = Number(env.DRIVER_HOLD_MS || 600000);
 const TIMEOUT_MS = Number(env.DRIVER_TIMEOUT_MS || 60000);
 const LOG_FILE = env.DRIVER_LOG;
@@ -30,6 +34,11 @@ const DELIVER = env.DRIVER_DELIVER;
 const SCREENSHOT_DIR = env.DRIVER_SCREENSHOT_DIR;
 const CHROMIUM = env.DRIVER_CHROMIUM || '/usr/bin/chromium';
 const DEBUG = env.DRIVER_DEBUG === '1';
+// TEST ONLY: a PEM file of certificates (a test's private CA and its server certificate) whose
+// keys Chromium accepts despite not chaining to a trusted root, via SPKI pinning
+// (--ignore-certificate-errors-spki-list). Narrower than ignoring every certificate error: only a
+// server presenting one of these keys passes. Never use it outside tests.
+const TRUST_CERT = env.DRIVER_TRUST_CERT;
 const PROFILE_DIR = env.DRIVER_PROFILE_DIR; // optional persistent profile (kept), so the OP session survives between runs
 
 const started = Date.now();
@@ -66,6 +75,27 @@ async function cleanup() {
 }
 
 // A driver killed with SIGKILL cannot remove its profile; sweep old ones.
+/** Chromium's SPKI pin list for DRIVER_TRUST_CERT: base64 SHA-256 of each certificate's key. */
+let trustArgsCache;
+function trustArgs() {
+  if (!TRUST_CERT) return [];
+  if (trustArgsCache) return trustArgsCache;
+  let pem;
+  try {
+    pem = fs.readFileSync(TRUST_CERT, 'utf8');
+  } catch (e) {
+    fail(`DRIVER_TRUST_CERT=${TRUST_CERT} cannot be read: ${e.message}`);
+  }
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (!blocks.length) fail(`DRIVER_TRUST_CERT=${TRUST_CERT} holds no PEM certificate`);
+  const pins = blocks.map((b) => {
+    const key = new crypto.X509Certificate(b).publicKey.export({ type: 'spki', format: 'der' });
+    return crypto.createHash('sha256').update(key).digest('base64');
+  });
+  trustArgsCache = [`--ignore-certificate-errors-spki-list=${pins.join(',')}`];
+  return trustArgsCache;
+}
+
 function sweepStaleProfiles() {
   const tmp = os.tmpdir();
   try {
@@ -94,6 +124,7 @@ async function main() {
   logEvent({ event: 'launch' });
 
   sweepStaleProfiles();
+  trustArgs(); // a bad DRIVER_TRUST_CERT fails here, before a browser starts
   let profile;
   if (PROFILE_DIR) {
     fs.mkdirSync(PROFILE_DIR, { recursive: true });
@@ -110,6 +141,11 @@ async function main() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--disable-dev-shm-usage',
       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
+      // The user's browser is not what a test of Latchkey's proxy support watches: without
+      // this, Chromium takes HTTPS_PROXY from the environment the CLI passes on and sends its
+      // own background requests (update and account services) to the test's proxy.
+      '--no-proxy-server',
+      ...trustArgs(),
     ],
     timeout: 30000,
     // Keep Chromium off the test's D-Bus session: it would start desktop portals (noise, and a
@@ -198,7 +234,21 @@ async function main() {
       if (q('#op-error')) return { kind: 'op-error', text: document.body.innerText.slice(0, 500) };
       if (q('input[name="login"]') && q('input[name="password"]')) return { kind: 'login', error: q('#error')?.innerText ?? null, action: q('form')?.action };
       if (q('#approve') && q('#deny')) return { kind: 'consent', action: q('form')?.action };
+      // LemonLDAP::NG's portal (bootstrap skin). Its messages are translated by script from a
+      // `trmsg` code, so the code is kept when the text is not there (yet).
+      const llngMsg = (sel) => {
+        const m = q(sel);
+        if (!m) return null;
+        const code = m.querySelector('[trmsg]')?.getAttribute('trmsg');
+        return `${m.innerText.trim() || 'message'}${code ? ` (LemonLDAP::NG error ${code})` : ''}`;
+      };
+      if (q('#errorcontent')) return { kind: 'op-error', text: llngMsg('#errorcontent .message') ?? document.body.innerText.slice(0, 500) };
+      if (q('form#lform input[name="user"]') && q('form#lform input[name="password"]')) return { kind: 'login', flavour: 'lemonldap', error: llngMsg('#lform .message-negative') ?? llngMsg('.message-negative'), action: q('form#lform')?.action };
+      if (q('form.confirm input#confirm') && q('form.confirm #refuse')) return { kind: 'consent', flavour: 'lemonldap', action: q('form.confirm')?.action };
       if (q('#logout-page')) return { kind: 'logout' };
+      if (q('#device-input')) return { kind: 'device-input', error: q('#device-error')?.innerText ?? null };
+      if (q('#device-confirm')) return { kind: 'device-confirm', code: q('#user-code')?.innerText ?? null };
+      if (q('#device-done')) return { kind: 'device-done' };
       if (q('#returned') || q('#logged-out')) return { kind: 'final' };
       return { kind: 'other', ready: document.readyState };
     }).catch(() => ({ kind: 'navigating' }));
@@ -207,17 +257,39 @@ async function main() {
     const key = `${state.kind}@${page.url()}`;
     if (state.kind === 'op-error') fail(`provider error page: ${state.text.replace(/\s+/g, ' ')}`);
     if (state.kind === 'login' && state.error) fail(`login rejected: ${state.error}`);
+    // The device flow ends on the provider's own page: approved, or aborted by this "user".
+    if (state.kind === 'device-done') { result = { result: 'device-approved', final_url: page.url() }; return 0; }
+    if (state.kind === 'device-input' && state.error) {
+      if (ACTION === 'deny' && handled.has('device-abort')) { result = { result: 'device-aborted', final_url: page.url() }; return 0; }
+      fail(`device code rejected: ${state.error}`);
+    }
+    if (state.kind === 'device-input' && !USER_CODE) fail('the page asks for the user code: set DRIVER_USER_CODE');
     if (state.kind === 'final') {
       if (!customRedirect && !loopbackUrl) { result = { result: 'final', redirect: page.url() }; return 0; }
       break;
     }
-    if ((state.kind === 'login' || state.kind === 'consent' || state.kind === 'logout') && !handled.has(key)) {
+    if (['login', 'consent', 'logout', 'device-input', 'device-confirm'].includes(state.kind) && !handled.has(key)) {
       handled.add(key);
       const nav = page.waitForEvent('framenavigated', { timeout: TIMEOUT_MS }).catch(() => undefined);
-      if (state.kind === 'login') {
+      if (state.kind === 'device-input') {
+        await page.fill('input[name="user_code"]', USER_CODE);
+        await page.click('#device-submit', { noWaitAfter: true });
+      } else if (state.kind === 'device-confirm') {
+        // DRIVER_ACTION=deny aborts here, which the provider answers with access_denied.
+        if (ACTION === 'deny') handled.add('device-abort');
+        await page.click(ACTION === 'deny' ? '#device-abort' : '#device-continue', { noWaitAfter: true });
+      } else if (state.kind === 'login' && state.flavour === 'lemonldap') {
+        await page.fill('#lform input[name="user"]', USER);
+        await page.fill('#lform input[name="password"]', PASSWORD);
+        await page.click('#lform button[type="submit"]', { noWaitAfter: true });
+      } else if (state.kind === 'login') {
         await page.fill('input[name="login"]', USER);
         await page.fill('input[name="password"]', PASSWORD);
         await page.click('#submit', { noWaitAfter: true });
+      } else if (state.kind === 'consent' && state.flavour === 'lemonldap') {
+        // Accept posts confirm=1; Refuse's script posts confirm=-1 (consent_required at the RP).
+        if (UNCHECK.length) debug('DRIVER_UNCHECK: LemonLDAP::NG consent has no per-scope boxes');
+        await page.click(ACTION === 'deny' ? 'form.confirm #refuse' : 'form.confirm button.positive', { noWaitAfter: true });
       } else if (state.kind === 'consent') {
         if (ACTION === 'deny') {
           await page.click('#deny', { noWaitAfter: true });

@@ -80,7 +80,7 @@ function authUrl(issuer, params) {
  * Run a full front-channel authorization with the driver.
  * Returns { params (URLSearchParams of the redirect), verifier, redirectUri, state, nonce, driver }.
  */
-async function authorize(p, { scope = ALL_SCOPES, prompt = 'consent', custom = false, env = {} } = {}) {
+async function authorize(p, { scope = ALL_SCOPES, prompt = 'consent', custom = false, env = {}, extra = {} } = {}) {
   const { verifier, challenge } = pkce();
   const state = b64url(crypto.randomBytes(24));
   const nonce = b64url(crypto.randomBytes(24));
@@ -89,7 +89,7 @@ async function authorize(p, { scope = ALL_SCOPES, prompt = 'consent', custom = f
   const capture = path.join(TMP, `capture-${crypto.randomUUID()}`);
   const url = authUrl(p.issuer, {
     client_id: CLIENT_ID, response_type: 'code', redirect_uri: redirectUri, scope, prompt,
-    state, nonce, code_challenge: challenge, code_challenge_method: 'S256',
+    state, nonce, code_challenge: challenge, code_challenge_method: 'S256', ...extra,
   });
   try {
     const driver = await runDriver(url, { DRIVER_CAPTURE: capture, ...env });
@@ -230,6 +230,7 @@ test('code + PKCE flow via loopback, refresh rotation, replay detection, stats',
   assert.deepEqual(ui, {
     sub: 'alice', name: 'Alice Example', given_name: 'Alice', family_name: 'Example',
     email: 'alice@example.com', email_verified: true, picture: `${op.issuer}/avatars/alice.png`,
+    groups: ['engineering', 'on-call'], entitlements: ['urn:latchkey:entitlement:beta'],
   });
   const pic = await fetch(ui.picture);
   assert.equal(pic.headers.get('content-type'), 'image/png');
@@ -447,3 +448,51 @@ for (const alg of ['PS256', 'ES256', 'EdDSA']) {
     }
   });
 }
+
+test('a sign-in for the API resource: a JWT access token with authorization claims, accepted at userinfo', async () => {
+  await dev(op, 'POST', 'reset');
+  const a = await authorize(op, { extra: { resource: 'urn:latchkey:api' } });
+  assertGoodRedirect(op, a);
+  const t = await exchangeCode(op, a);
+  assert.equal(t.status, 200, t.text);
+  assert.equal(t.json.scope, 'api:read', 'the access token is for the API only');
+  const at = await verifyIdToken(op, t.json.access_token); // same JWKS, same check
+  assert.equal(at.header.typ, 'at+jwt');
+  assert.equal(at.payload.aud, 'urn:latchkey:api');
+  assert.equal(at.payload.scope, 'api:read');
+  assert.deepEqual(at.payload.scp, ['api:read']);
+  assert.deepEqual(at.payload.realm_access.roles, ['offline_access', 'developer']);
+  assert.deepEqual(at.payload.resource_access[CLIENT_ID].roles, ['reader']);
+  assert.deepEqual(at.payload['https://latchkey.example/roles'], ['admin']);
+  assert.deepEqual(at.payload.permissions, ['read:reports', 'export:reports']);
+  assert.deepEqual(at.payload.wids, ['62e90394-69f5-4237-9190-012177145e10']);
+  // The token cannot be used at oidc-provider's userinfo, so the ID token has the profile.
+  const idt = await verifyIdToken(op, t.json.id_token);
+  assert.equal(idt.payload.name, 'Alice Example');
+  assert.deepEqual(idt.payload.groups, ['engineering', 'on-call']);
+
+  const me = async (token) => fetch(`${op.issuer}/me`, { headers: { authorization: `Bearer ${token}` } });
+  const ui = await (await me(t.json.access_token)).json();
+  assert.equal(ui.sub, 'alice');
+  assert.deepEqual(ui.entitlements, ['urn:latchkey:entitlement:beta']);
+  const forged = t.json.access_token.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+  assert.equal((await me(forged)).status, 401);
+
+  // The refresh stays on the API, and a changed profile shows at userinfo.
+  const r = await refresh(op, t.json.refresh_token);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(decodeJwt(r.json.access_token).payload.aud, 'urn:latchkey:api');
+  const changed = await dev(op, 'POST', 'users/alice', { name: 'Alice Renamed' });
+  assert.equal(changed.user.name, 'Alice Renamed');
+  try {
+    assert.equal((await (await me(r.json.access_token)).json()).name, 'Alice Renamed');
+  } finally {
+    await dev(op, 'POST', 'users/alice', { name: 'Alice Example' });
+  }
+  const bad = await fetch(`${op.issuer}/__dev/users/alice`, { method: 'POST', body: '{"sub":"mallory"}' });
+  assert.equal(bad.status, 400);
+  // Revoking the grant ends userinfo with its tokens.
+  await dev(op, 'POST', 'revoke_grants', { sub: 'alice' });
+  assert.equal((await me(r.json.access_token)).status, 401);
+  assert.equal((await dev(op, 'GET', 'stats')).userinfo_requests, 4);
+});

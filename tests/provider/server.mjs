@@ -9,7 +9,9 @@
 //   node tests/provider/server.mjs [--port N]     (env DEV_PORT; 0 = ephemeral)
 //
 // Prints exactly one line `READY http://127.0.0.1:<port>` to stdout once it
-// is listening; everything else goes to stderr. See tests/README.md.
+// is listening; everything else goes to stderr. With DEV_TLS_CERT and
+// DEV_TLS_KEY (PEM files) it serves HTTPS instead, and the issuer and the
+// READY line are `https://127.0.0.1:<port>`. See tests/README.md.
 //
 // Routes oidc-provider serves (pinned explicitly in `ROUTES` below):
 //   discovery      GET  /.well-known/openid-configuration
@@ -22,9 +24,17 @@
 //   end_session    GET|POST /session/end      (+ /session/end/confirm, /session/end/success)
 //   interactions   /interaction/:uid          (our own login/consent pages)
 
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
+
+// Start-up stamps go to stderr even when quiet: a start that stalls then says where (the test
+// harness prints this log when no READY line comes).
+const T0 = performance.now();
+const stamp = (what) => process.stderr.write(`[provider start] ${what} at +${Math.round(performance.now() - T0)} ms\n`);
+stamp('node running');
 
 // ---------------------------------------------------------------- console
 // oidc-provider prints notices with console.info (stdout) and warnings with
@@ -40,7 +50,8 @@ console.warn = (...a) => {
   errWrite(...a);
 };
 
-const { default: Provider } = await import('oidc-provider');
+const { default: Provider, errors: OidcErrors } = await import('oidc-provider');
+stamp('oidc-provider loaded');
 
 // ---------------------------------------------------------------- config
 const { values: argv } = parseArgs({
@@ -62,13 +73,50 @@ const SESSION_TTL = envInt('DEV_SESSION_TTL', 14 * 24 * 3600);
 const ID_TOKEN_ALG = process.env.DEV_ID_TOKEN_ALG || 'RS256';
 const QUIET = process.env.DEV_QUIET === '1';
 const LOGOUT_AUTO_SUBMIT = process.env.DEV_LOGOUT_AUTO_SUBMIT !== '0';
+// Pushed authorization requests (RFC 9126): `off` (no endpoint in discovery, the default, so the
+// suites that read /__dev/authorization_requests see the whole front-channel request), `on`, or
+// `required` (require_pushed_authorization_requests: true).
+const PAR = process.env.DEV_PAR || 'off';
+if (!['off', 'on', 'required'].includes(PAR)) throw new Error(`DEV_PAR must be off, on or required, got ${PAR}`);
+// DPoP (RFC 9449): `off` (the default: discovery lists no dpop_signing_alg_values_supported, so
+// the suites whose tools present Bearer tokens keep getting them), `on`, or `nonce` (every proof
+// must carry a server nonce: the first one gets use_dpop_nonce and a DPoP-Nonce header).
+// DEV_DPOP_ALGS overrides the algorithms offered (e.g. EdDSA only, so ES256 is not).
+const DPOP = process.env.DEV_DPOP || 'off';
+if (!['off', 'on', 'nonce'].includes(DPOP)) throw new Error(`DEV_DPOP must be off, on or nonce, got ${DPOP}`);
+const DPOP_ALGS = (process.env.DEV_DPOP_ALGS || 'ES256,EdDSA').split(',').map((a) => a.trim()).filter(Boolean);
+const DPOP_NONCE_SECRET = crypto.randomBytes(32);
+// The device flow (RFC 8628): the device code's lifetime, and an `interval` to add to the device
+// authorization response (oidc-provider sends none, so clients use the RFC's 5 s).
+const DEVICE_CODE_TTL = envInt('DEV_DEVICE_CODE_TTL', 600);
+const DEVICE_INTERVAL = process.env.DEV_DEVICE_INTERVAL ? envInt('DEV_DEVICE_INTERVAL', 5) : undefined;
+// Client authentication methods the token endpoint offers (token_endpoint_auth_methods_supported).
+// The client with a secret is registered with the first secret method listed, basic before post.
+const CLIENT_AUTH_METHODS = (process.env.DEV_CLIENT_AUTH_METHODS || 'client_secret_basic,client_secret_post,none')
+  .split(',').map((m) => m.trim()).filter(Boolean);
+const SECRET_METHOD = ['client_secret_basic', 'client_secret_post'].find((m) => CLIENT_AUTH_METHODS.includes(m));
 const SUPPORTED_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 if (!SUPPORTED_ALGS.includes(ID_TOKEN_ALG)) {
   throw new Error(`DEV_ID_TOKEN_ALG must be one of ${SUPPORTED_ALGS.join(', ')}`);
 }
 
 const CLIENT_ID = 'latchkey-desktop';
+// An "installed app" client with a secret, as Google issues: the secret ships with the app.
+const SECRET_CLIENT_ID = 'latchkey-installed';
+const SECRET_CLIENT_SECRET = 'installed-app-secret-not-confidential';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const SCOPES = ['openid', 'profile', 'email', 'offline_access', 'api:read'];
+// The one resource server (RFC 8707): a sign-in that asks for it (`resource=urn:latchkey:api` at
+// /auth) gets a JWT access token for it (RFC 9068) carrying the authorization claims below.
+const API_RESOURCE = 'urn:latchkey:api';
+const API_SCOPES = 'api:read';
+// Which claims each scope releases (at userinfo, and in the ID token when the access token is
+// for the API and so cannot be used at userinfo by oidc-provider's rules).
+const SCOPE_CLAIMS = {
+  openid: ['sub'],
+  profile: ['name', 'given_name', 'family_name', 'picture', 'groups', 'entitlements'],
+  email: ['email', 'email_verified'],
+};
 const ROUTES = {
   authorization: '/auth',
   token: '/token',
@@ -77,11 +125,11 @@ const ROUTES = {
   revocation: '/token/revocation',
   introspection: '/token/introspection',
   end_session: '/session/end',
-  // unused features keep their defaults
-  backchannel_authentication: '/backchannel',
   code_verification: '/device',
   device_authorization: '/device/auth',
   pushed_authorization_request: '/request',
+  // unused features keep their defaults
+  backchannel_authentication: '/backchannel',
   registration: '/reg',
   challenge: '/challenge',
   credential: '/credential',
@@ -96,6 +144,9 @@ const PUBLIC_ROUTES = {
   introspection: ROUTES.introspection,
   end_session: ROUTES.end_session,
   interaction: '/interaction/:uid',
+  device_authorization: ROUTES.device_authorization,
+  code_verification: ROUTES.code_verification,
+  pushed_authorization_request: ROUTES.pushed_authorization_request,
 };
 
 const log = (...a) => errWrite(`[provider ${new Date().toISOString()}]`, ...a);
@@ -105,12 +156,38 @@ const ACCOUNTS = {
   alice: {
     sub: 'alice', name: 'Alice Example', given_name: 'Alice', family_name: 'Example',
     email: 'alice@example.com', email_verified: true,
+    groups: ['engineering', 'on-call'], entitlements: ['urn:latchkey:entitlement:beta'],
   },
   bob: {
     sub: 'bob', name: 'Bob Example', given_name: 'Bob', family_name: 'Example',
     email: 'bob@example.com', email_verified: true,
+    groups: ['staff'],
   },
 };
+// What POST /__dev/users/<id> may change.
+const EDITABLE = new Set(['name', 'given_name', 'family_name', 'email', 'email_verified', 'groups', 'entitlements']);
+
+// The authorization claims of each account's API access token, in the shapes real providers
+// use: Keycloak (realm_access, resource_access), Entra ID (roles, wids, scp), Okta (groups,
+// scp as an array), Auth0 (permissions, a namespaced roles claim).
+const API_CLAIMS = {
+  alice: {
+    realm_access: { roles: ['offline_access', 'developer'] },
+    resource_access: { [CLIENT_ID]: { roles: ['reader'] }, 'orders-api': { roles: ['orders:write'] } },
+    roles: ['Orders.Approver'],
+    groups: ['engineering'],
+    permissions: ['read:reports', 'export:reports'],
+    'https://latchkey.example/roles': ['admin'],
+    wids: ['62e90394-69f5-4237-9190-012177145e10'],
+    scp: API_SCOPES.split(' '),
+  },
+  bob: {
+    realm_access: { roles: ['offline_access'] },
+    scp: API_SCOPES.split(' '),
+  },
+};
+// jti of each API access token issued -> its grant, for userinfo with such a token (below).
+const apiTokenGrants = new Map();
 
 // alice has a profile picture, served by this server like a CDN would (GET /avatars/alice.png);
 // bob has none, so clients show their fallback.
@@ -240,14 +317,27 @@ function freshStats() {
     jwks_requests: 0,
     end_session_requests: 0,
     picture_requests: 0,
-    interactions: { login_pages: 0, logins: 0, login_failures: 0, consent_pages: 0, consents_approved: 0, consents_denied: 0 },
+    interactions: { login_pages: 0, logins: 0, login_failures: 0, consent_pages: 0, consents_approved: 0, consents_denied: 0, device_confirm_pages: 0 },
+    par_requests: 0,
+    device_authorizations: 0,
     faults_served: {},
+    tampers_served: {},
   };
 }
 let stats = freshStats();
 let authorizationRequests = [];
 let tokenRequests = [];
-let faults = []; // { path, method?, status?, body?, delay_ms?, remaining }
+let parRequests = [];
+let userinfoRequests = [];
+// Every request outside /__dev/: method, path (never the query, which may carry a code) and the
+// peer's address, so a test can tell which requests came through a proxy bound to another
+// loopback address.
+let requests = [];
+let faults = []; // { path, method?, status?, body?, headers?, delay_ms?, remaining }
+// Test-only tampering with what the provider answers (POST /__dev/tamper): an ID token re-signed
+// with the provider's own key after claims are changed, or the form_post page's form changed, so
+// a test can prove the client refuses a well-signed but wrong response.
+let tampers = []; // { at, id_token?: { set?, unset? }, form?: { method?, enctype?, set? }, remaining }
 
 // ---------------------------------------------------------------- html
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -308,6 +398,7 @@ ${items}
 const COOKIE_KEYS = [crypto.randomBytes(32).toString('base64url')];
 let issuer; // set once listening
 let signingKeys = generateKeys();
+stamp('signing keys generated');
 let provider;
 let providerCallback;
 
@@ -320,6 +411,8 @@ const ERROR_EVENTS = [
 
 function buildProvider() {
   const p = new Provider(issuer, {
+    // The default set, named: code, the hybrid `code id_token` and the implicit `id_token`.
+    responseTypes: ['code', 'code id_token', 'id_token', 'none'],
     adapter: DevAdapter,
     findAccount,
     clients: [{
@@ -327,20 +420,42 @@ function buildProvider() {
       client_name: 'Latchkey',
       application_type: 'native',
       token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
+      grant_types: ['authorization_code', 'refresh_token', DEVICE_GRANT],
+      // The hybrid flow (OIDC Core §3.3) and the implicit flow's sign-in only `id_token` (§3.2);
+      // oidc-provider adds the `implicit` grant type these need.
+      response_types: ['code', 'code id_token', 'id_token'],
       redirect_uris: ['com.example.latchkey:/callback', 'http://127.0.0.1/callback'],
       post_logout_redirect_uris: ['com.example.latchkey:/logout', 'http://127.0.0.1/logout'],
       id_token_signed_response_alg: ID_TOKEN_ALG,
+    }, ...(SECRET_METHOD ? [{
+      client_id: SECRET_CLIENT_ID,
+      client_secret: SECRET_CLIENT_SECRET,
+      client_name: 'Latchkey (installed app)',
+      application_type: 'native',
+      token_endpoint_auth_method: SECRET_METHOD,
+      grant_types: ['authorization_code', 'refresh_token', DEVICE_GRANT],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1/callback'],
+      post_logout_redirect_uris: ['http://127.0.0.1/logout'],
+      id_token_signed_response_alg: ID_TOKEN_ALG,
+    }] : []), {
+      // The template app (tests/template), registered as a separate app would be: its own client
+      // and its own scheme, so a redirect meant for one app is refused for the other.
+      client_id: 'acme-signin',
+      client_name: 'Acme Sign-In',
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: ['com.acme.signin:/callback'],
+      post_logout_redirect_uris: ['com.acme.signin:/logout'],
+      id_token_signed_response_alg: ID_TOKEN_ALG,
     }],
     jwks: { keys: signingKeys },
+    clientAuthMethods: CLIENT_AUTH_METHODS,
     cookies: { keys: COOKIE_KEYS },
     scopes: SCOPES,
-    claims: {
-      openid: ['sub'],
-      profile: ['name', 'given_name', 'family_name', 'picture'],
-      email: ['email', 'email_verified'],
-    },
+    claims: SCOPE_CLAIMS,
     conformIdTokenClaims: true,
     clockTolerance: 0,
     pkce: { required: () => true },
@@ -354,15 +469,68 @@ function buildProvider() {
       Session: SESSION_TTL,
       Grant: Math.max(REFRESH_TOKEN_TTL, SESSION_TTL, ACCESS_TOKEN_TTL),
       Interaction: 3600,
+      DeviceCode: DEVICE_CODE_TTL,
     },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519'],
+      dPoPSigningAlgValues: DPOP_ALGS,
     },
     features: {
       devInteractions: { enabled: false },
       userinfo: { enabled: true },
       revocation: { enabled: true },
       introspection: { enabled: true },
+      dPoP: {
+        enabled: DPOP !== 'off',
+        ...(DPOP === 'nonce' ? { nonceSecret: DPOP_NONCE_SECRET, requireNonce: () => true } : {}),
+      },
+      pushedAuthorizationRequests: {
+        enabled: PAR !== 'off',
+        requirePushedAuthorizationRequests: PAR === 'required',
+      },
+      deviceFlow: {
+        enabled: true,
+        // Our own pages (no web fonts), with ids the browser driver finds.
+        async userCodeInputSource(ctx, form, _out, err) {
+          let msg = '';
+          if (err?.name === 'AbortedError') msg = 'The sign-in was aborted.';
+          else if (err) msg = 'The code you entered is not valid.';
+          ctx.type = 'html';
+          ctx.body = page('Device sign-in - Latchkey Dev IdP', `<h1 id="device-input">Enter the code shown on your device</h1>
+${msg ? `<p class="error" id="device-error" role="alert">${esc(msg)}</p>` : ''}
+${form}
+<button type="submit" id="device-submit" form="op.deviceInputForm">Continue</button>`);
+        },
+        async userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
+          stats.interactions.device_confirm_pages += 1;
+          ctx.type = 'html';
+          ctx.body = page('Confirm device - Latchkey Dev IdP', `<h1 id="device-confirm">Sign in ${esc(client.clientName || client.clientId)} on your device?</h1>
+<p>Check that your device shows this code: <code id="user-code">${esc(userCode)}</code></p>
+${form}
+<button type="submit" id="device-continue" form="op.deviceConfirmForm">Continue</button>
+<button type="submit" id="device-abort" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`);
+        },
+        async successSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = page('Device signed in - Latchkey Dev IdP', '<h1 id="device-done">Your device is signed in</h1><p>You can close this page.</p>');
+          },
+        },
+      resourceIndicators: {
+        enabled: true,
+        // RFC 8707 §2.2 lets the token request leave `resource` out: the one granted at /auth is
+        // used for the code exchange and every refresh.
+        useGrantedResource: () => true,
+        async getResourceServerInfo(_ctx, indicator) {
+          if (indicator !== API_RESOURCE) throw new OidcErrors.InvalidTarget(`unknown resource ${indicator}`);
+          return {
+            scope: API_SCOPES,
+            audience: API_RESOURCE,
+            accessTokenTTL: ACCESS_TOKEN_TTL,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -384,6 +552,12 @@ ${form}
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    // The API's JWT access tokens carry the account's authorization claims.
+    async extraTokenClaims(_ctx, token) {
+      if (token.kind !== 'AccessToken' || !token.resourceServer) return undefined;
+      apiTokenGrants.set(token.jti, token.grantId);
+      return structuredClone(API_CLAIMS[token.accountId] ?? {});
     },
     async renderError(ctx, out, error) {
       ctx.type = 'html';
@@ -410,9 +584,27 @@ ${Object.entries(out).map(([k, v]) => `<p><strong>${esc(k)}</strong>: <span clas
       authorizationRequests.push({ ...ctx.query });
     }
     await next();
+    applyTamper(ctx, path);
     if (path === ROUTES.authorization) {
       stats.authorization_requests += 1;
       if (ctx.method === 'POST') authorizationRequests.push({ ...(ctx.oidc?.body ?? {}) });
+    } else if (path === ROUTES.pushed_authorization_request) {
+      stats.par_requests += 1;
+      const body = { ...(ctx.oidc?.body ?? {}) };
+      delete body.client_secret;
+      parRequests.push({
+        ts: Date.now(),
+        params: body,
+        client_auth: clientAuthOf(ctx),
+        status: ctx.status,
+        error: ctx.status >= 400 ? ctx.body?.error : undefined,
+      });
+    } else if (path === ROUTES.device_authorization) {
+      stats.device_authorizations += 1;
+      // oidc-provider sends no `interval`; a test may set one (RFC 8628 §3.2).
+      if (DEVICE_INTERVAL !== undefined && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+        ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
+      }
     } else if (path === ROUTES.token) {
       const params = ctx.oidc?.params ?? ctx.oidc?.body ?? {};
       const gt = params.grant_type || 'unknown';
@@ -426,7 +618,15 @@ ${Object.entries(out).map(([k, v]) => `<p><strong>${esc(k)}</strong>: <span clas
         redirect_uri: params.redirect_uri,
         scope: params.scope,
         has_code_verifier: !!params.code_verifier,
-        has_client_secret: !!params.client_secret,
+        // The DPoP proof's claims (RFC 9449 §4.2), decoded without verification: the provider
+        // itself verified it. null when the request carried none.
+        dpop: dpopClaims(ctx.get('dpop')),
+        // Test-only secrets, for the log scan (tests/e2e/tests/logs.rs): what must never appear
+        // in a Latchkey log. This admin API listens on loopback only.
+        code: params.code,
+        code_verifier: params.code_verifier,
+        has_client_secret: clientAuthOf(ctx) !== 'none',
+        client_auth: clientAuthOf(ctx),
         status: ctx.status,
         error,
         error_description: ctx.status >= 400 ? ctx.body?.error_description : undefined,
@@ -435,6 +635,14 @@ ${Object.entries(out).map(([k, v]) => `<p><strong>${esc(k)}</strong>: <span clas
       stats.revocations += 1;
     } else if (path === ROUTES.userinfo) {
       stats.userinfo_requests += 1;
+      userinfoRequests.push({
+        ts: Date.now(),
+        method: ctx.method,
+        scheme: (ctx.get('authorization') || '').split(' ')[0] || null,
+        dpop: dpopClaims(ctx.get('dpop')),
+        status: ctx.status,
+        error: ctx.status >= 400 ? (ctx.body?.error ?? wwwError(ctx)) : undefined,
+      });
     } else if (path === '/.well-known/openid-configuration' || path === '/.well-known/oauth-authorization-server') {
       stats.discovery_requests += 1;
     } else if (path === ROUTES.jwks) {
@@ -446,6 +654,107 @@ ${Object.entries(out).map(([k, v]) => `<p><strong>${esc(k)}</strong>: <span clas
   });
 
   return p;
+}
+
+// ---------------------------------------------------------------- tampering (test only)
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+// Re-signs a compact JWS with the provider's own private key of the same kid, after `edit`
+// changed its payload. Node's crypto signs; nothing is implemented here.
+function resign(jwt, edit) {
+  const [h, pl] = jwt.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+  const payload = JSON.parse(Buffer.from(pl, 'base64url').toString('utf8'));
+  edit(payload);
+  const jwk = signingKeys.find((k) => k.kid === header.kid);
+  if (!jwk) throw new Error(`tamper: no signing key ${header.kid}`);
+  const { kid: _k, alg: _a, use: _u, ...material } = jwk;
+  const key = crypto.createPrivateKey({ key: material, format: 'jwk' });
+  const input = `${h}.${b64url(JSON.stringify(payload))}`;
+  const data = Buffer.from(input);
+  let sig;
+  switch (header.alg) {
+    case 'RS256': sig = crypto.sign('sha256', data, key); break;
+    case 'PS256': sig = crypto.sign('sha256', data, { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }); break;
+    case 'ES256': sig = crypto.sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' }); break;
+    case 'EdDSA': case 'Ed25519': sig = crypto.sign(null, data, key); break;
+    default: throw new Error(`tamper: cannot sign ${header.alg}`);
+  }
+  return `${input}.${b64url(sig)}`;
+}
+
+function editClaims(spec) {
+  return (payload) => {
+    for (const [k, v] of Object.entries(spec?.set ?? {})) payload[k] = v;
+    for (const k of spec?.unset ?? []) delete payload[k];
+  };
+}
+
+// The authorization response leaves from /auth (or its resume step /auth/:uid) as a form_post
+// page or a redirect; the token response from /token as JSON.
+function applyTamper(ctx, path) {
+  const at = path === ROUTES.token ? 'token'
+    : (path === ROUTES.authorization || path.startsWith(`${ROUTES.authorization}/`)) ? 'authorization' : undefined;
+  if (!at || ctx.status >= 400) return;
+  const t = tampers.find((x) => x.at === at && x.remaining !== 0);
+  if (!t) return;
+  let done = false;
+  if (at === 'token' && ctx.body && typeof ctx.body === 'object' && ctx.body.id_token && t.id_token) {
+    ctx.body = { ...ctx.body, id_token: resign(ctx.body.id_token, editClaims(t.id_token)) };
+    done = true;
+  } else if (at === 'authorization' && typeof ctx.body === 'string' && ctx.body.includes('<form method="post"')) {
+    let html = ctx.body;
+    if (t.id_token) {
+      html = html.replace(/(name="id_token" value=")([^"]+)(")/, (_m, a, jwt, c) => `${a}${resign(jwt, editClaims(t.id_token))}${c}`);
+    }
+    for (const [k, v] of Object.entries(t.form?.set ?? {})) {
+      html = html.replace(new RegExp(`(name="${k}" value=")[^"]*(")`), (_m, a, c) => `${a}${esc(v)}${c}`);
+    }
+    const attrs = `${t.form?.method ? ` method="${esc(t.form.method)}"` : ' method="post"'}${t.form?.enctype ? ` enctype="${esc(t.form.enctype)}"` : ''}`;
+    ctx.body = html.replace('<form method="post"', `<form${attrs}`);
+    done = true;
+  } else if (at === 'authorization' && t.id_token && ctx.status >= 300 && ctx.status < 400) {
+    const loc = ctx.response.get('location');
+    const [base, fragment] = loc.split('#');
+    if (fragment) {
+      const params = new URLSearchParams(fragment);
+      if (params.get('id_token')) {
+        params.set('id_token', resign(params.get('id_token'), editClaims(t.id_token)));
+        ctx.set('location', `${base}#${params}`);
+        done = true;
+      }
+    }
+  }
+  if (done) {
+    if (t.remaining > 0) t.remaining -= 1;
+    tampers = tampers.filter((x) => x.remaining !== 0);
+    stats.tampers_served[at] = (stats.tampers_served[at] ?? 0) + 1;
+    log(`tampered with the ${at} response`);
+  }
+}
+
+// A DPoP proof's header and claims, without the signature (public data: the key in it is public).
+function dpopClaims(proof) {
+  if (!proof) return null;
+  try {
+    const [h, c] = proof.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()));
+    return { header: h, claims: c };
+  } catch {
+    return { unreadable: true };
+  }
+}
+
+// The error a resource answered in WWW-Authenticate (RFC 6750 §3, RFC 9449 §7.1).
+function wwwError(ctx) {
+  const m = /error="([^"]+)"/.exec(String(ctx.response.get('www-authenticate') || ''));
+  return m ? m[1] : `http_${ctx.status}`;
+}
+
+// How a request authenticated its client: a Basic header, a secret in the body, or neither.
+function clientAuthOf(ctx) {
+  if (/^basic /i.test(ctx.get('authorization') || '')) return 'client_secret_basic';
+  if ((ctx.oidc?.body ?? {}).client_secret) return 'client_secret_post';
+  return 'none';
 }
 
 function installProvider() {
@@ -471,9 +780,9 @@ async function readJson(req) {
   return JSON.parse(text);
 }
 
-function sendJson(res, status, obj) {
+function sendJson(res, status, obj, headers = {}) {
   const body = JSON.stringify(obj);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -503,6 +812,8 @@ async function introspect(token) {
       exp: t.exp,
       iat: t.iat,
       grant_id: t.grantId,
+      // The DPoP key thumbprint the token is bound to (RFC 9449 §6), or null for Bearer.
+      jkt: t.jkt ?? null,
       grant_exists: !!grant,
       expired,
       consumed,
@@ -538,10 +849,27 @@ async function handleDev(req, res, url) {
       return sendJson(res, 200, authorizationRequests);
     case 'GET /__dev/token_requests':
       return sendJson(res, 200, tokenRequests);
+    case 'GET /__dev/par_requests':
+      return sendJson(res, 200, parRequests);
+    case 'GET /__dev/userinfo_requests':
+      return sendJson(res, 200, userinfoRequests);
+    case 'GET /__dev/requests':
+      return sendJson(res, 200, requests);
     case 'GET /__dev/routes':
       return sendJson(res, 200, PUBLIC_ROUTES);
     case 'GET /__dev/faults':
       return sendJson(res, 200, faults);
+    case 'GET /__dev/tampers':
+      return sendJson(res, 200, tampers);
+    case 'POST /__dev/tamper': {
+      const b = await readJson(req);
+      if (!['authorization', 'token'].includes(b.at)) return sendJson(res, 400, { error: 'at must be authorization or token' });
+      if (!b.id_token && !b.form) return sendJson(res, 400, { error: 'id_token {set, unset} and/or form {method, enctype, set} required' });
+      const tamper = { at: b.at, id_token: b.id_token, form: b.form, remaining: b.count === undefined ? 1 : Number(b.count) };
+      tampers.push(tamper);
+      log('tamper installed', tamper);
+      return sendJson(res, 200, { ok: true, tamper });
+    }
     case 'GET /__dev/keys':
       return sendJson(res, 200, { id_token_alg: ID_TOKEN_ALG, keys: publicKid(signingKeys) });
     case 'POST /__dev/reset': {
@@ -549,7 +877,11 @@ async function handleDev(req, res, url) {
       stats = freshStats();
       authorizationRequests = [];
       tokenRequests = [];
+      parRequests = [];
+      userinfoRequests = [];
+      requests = [];
       faults = [];
+      tampers = [];
       return sendJson(res, 200, { ok: true });
     }
     case 'POST /__dev/fault': {
@@ -561,6 +893,8 @@ async function handleDev(req, res, url) {
         method: b.method ? String(b.method).toUpperCase() : undefined,
         status: b.status === undefined ? undefined : Number(b.status),
         body: b.body,
+        // Extra response headers, e.g. {"DPoP-Nonce": "n1"} with a use_dpop_nonce body.
+        headers: b.headers && typeof b.headers === 'object' ? b.headers : undefined,
         delay_ms: b.delay_ms === undefined ? undefined : Number(b.delay_ms),
         remaining: b.count === undefined ? 1 : Number(b.count),
       };
@@ -587,8 +921,20 @@ async function handleDev(req, res, url) {
       log('revoke_grants', b.sub, r);
       return sendJson(res, 200, { ok: true, ...r });
     }
-    default:
+    default: {
+      const user = req.method === 'POST' && url.pathname.match(/^\/__dev\/users\/([a-z]+)$/);
+      if (user) {
+        const acct = ACCOUNTS[user[1]];
+        if (!acct) return sendJson(res, 404, { error: `unknown user ${user[1]}` });
+        const b = await readJson(req);
+        const unknown = Object.keys(b).filter((k) => !EDITABLE.has(k));
+        if (unknown.length) return sendJson(res, 400, { error: `not editable: ${unknown.join(', ')}; editable: ${[...EDITABLE].join(', ')}` });
+        Object.assign(acct, b);
+        log('user changed', user[1], Object.keys(b).join(' '));
+        return sendJson(res, 200, { ok: true, user: acct });
+      }
       return sendJson(res, 404, { error: 'unknown dev route', route });
+    }
   }
 }
 
@@ -667,7 +1013,10 @@ async function handleInteraction(req, res, url) {
     const { details: d } = details.prompt;
     if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
     if (d.missingResourceScopes) {
-      for (const [indicator, scopes] of Object.entries(d.missingResourceScopes)) grant.addResourceScope(indicator, scopes.join(' '));
+      for (const [indicator, scopes] of Object.entries(d.missingResourceScopes)) {
+        const kept = scopes.filter((sc) => checked.has(sc));
+        if (kept.length) grant.addResourceScope(indicator, kept.join(' '));
+      }
     }
     const grantId = await grant.save();
     stats.interactions.consents_approved += 1;
@@ -677,11 +1026,66 @@ async function handleInteraction(req, res, url) {
   return sendHtml(res, 404, page('Not found', '<h1>Not found</h1>'));
 }
 
+// ---------------------------------------------------------------- userinfo for API tokens
+// oidc-provider refuses every access token with an audience at userinfo. Keycloak, Okta's
+// custom authorization servers and Auth0 (audience + openid) accept their API tokens there, so
+// this provider does too: it verifies the JWT itself (signature with its own RS256 key, iss,
+// aud, exp), requires its grant to still exist and to hold `openid`, and releases the claims of
+// the grant's OIDC scopes, as oidc-provider's own userinfo would.
+function apiBearer(req) {
+  const m = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/.exec(req.headers.authorization ?? '');
+  return m?.[1];
+}
+
+function verifyApiToken(jwt) {
+  const [h, p, sig] = jwt.split('.');
+  let header;
+  let payload;
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url'));
+    payload = JSON.parse(Buffer.from(p, 'base64url'));
+  } catch {
+    return undefined;
+  }
+  const jwk = signingKeys.find((k) => k.kid === header.kid && k.alg === 'RS256');
+  if (header.alg !== 'RS256' || !jwk) return undefined;
+  const key = crypto.createPublicKey({ key: jwk, format: 'jwk' });
+  if (!crypto.verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(sig, 'base64url'))) return undefined;
+  const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+  if (payload.iss !== issuer || !aud.includes(API_RESOURCE) || !(payload.exp > Date.now() / 1000)) return undefined;
+  return payload;
+}
+
+async function apiUserinfo(req, res, jwt) {
+  stats.userinfo_requests += 1;
+  const refuse = (status, error, description) => {
+    res.setHeader('www-authenticate', `Bearer error="${error}", error_description="${description}"`);
+    return sendJson(res, status, { error, error_description: description });
+  };
+  const payload = verifyApiToken(jwt);
+  if (!payload) return refuse(401, 'invalid_token', 'invalid token provided');
+  const grantId = apiTokenGrants.get(payload.jti);
+  const grant = grantId && await provider.Grant.find(grantId);
+  if (!grant) return refuse(401, 'invalid_token', 'grant not found');
+  const scopes = (grant.getOIDCScope() ?? '').split(' ');
+  if (!scopes.includes('openid')) return refuse(403, 'insufficient_scope', 'access token missing openid scope');
+  const account = await findAccount(undefined, payload.sub);
+  if (!account) return refuse(401, 'invalid_token', 'account not found');
+  const all = await account.claims();
+  const out = { sub: payload.sub };
+  for (const scope of scopes) {
+    for (const claim of SCOPE_CLAIMS[scope] ?? []) if (all[claim] !== undefined) out[claim] = all[claim];
+  }
+  if (!QUIET) log(`${req.method} ${ROUTES.userinfo} (API token) -> 200`);
+  return sendJson(res, 200, out);
+}
+
 // ---------------------------------------------------------------- server
 async function handle(req, res) {
   const url = new URL(req.url, 'http://127.0.0.1');
   try {
     if (url.pathname.startsWith('/__dev/')) return await handleDev(req, res, url);
+    requests.push({ ts: Date.now(), method: req.method, path: url.pathname, peer: req.socket.remoteAddress });
     const avatar = req.method === 'GET' && url.pathname.match(/^\/avatars\/([a-z]+)\.png$/);
     if (avatar && PICTURES[avatar[1]]) {
       stats.picture_requests += 1;
@@ -702,10 +1106,11 @@ async function handle(req, res) {
         await sleep(fault.delay_ms);
         if (gone) return undefined;
       }
-      if (fault.status) return sendJson(res, fault.status, fault.body ?? { error: 'temporarily_unavailable' });
+      if (fault.status) return sendJson(res, fault.status, fault.body ?? { error: 'temporarily_unavailable' }, fault.headers);
     }
 
     if (url.pathname.startsWith('/interaction/')) return await handleInteraction(req, res, url);
+    if (url.pathname === ROUTES.userinfo && apiBearer(req)) return await apiUserinfo(req, res, apiBearer(req));
     if (url.pathname === '/favicon.ico') { res.writeHead(204); res.end(); return undefined; }
     return providerCallback(req, res);
   } catch (err) {
@@ -716,13 +1121,24 @@ async function handle(req, res) {
   }
 }
 
-const server = http.createServer((req, res) => { handle(req, res); });
+// HTTPS with the test's own certificate (a private CA's leaf, as behind TLS inspection).
+const TLS_CERT = process.env.DEV_TLS_CERT;
+const TLS_KEY = process.env.DEV_TLS_KEY;
+if (Boolean(TLS_CERT) !== Boolean(TLS_KEY)) {
+  process.stderr.write('provider: DEV_TLS_CERT and DEV_TLS_KEY go together: set both (PEM files) or neither\n');
+  process.exit(2);
+}
+const SCHEME = TLS_CERT ? 'https' : 'http';
+const server = TLS_CERT
+  ? https.createServer({ cert: fs.readFileSync(TLS_CERT), key: fs.readFileSync(TLS_KEY) }, (req, res) => { handle(req, res); })
+  : http.createServer((req, res) => { handle(req, res); });
 server.keepAliveTimeout = 5000;
 await new Promise((resolve, reject) => {
   server.once('error', reject);
   server.listen(PORT, '127.0.0.1', resolve);
 });
-issuer = `http://127.0.0.1:${server.address().port}`;
+issuer = `${SCHEME}://127.0.0.1:${server.address().port}`;
+stamp('listening');
 installProvider();
 log(`issuer ${issuer}; client ${CLIENT_ID}; id_token alg ${ID_TOKEN_ALG}; ttl access=${ACCESS_TOKEN_TTL}s id=${ID_TOKEN_TTL}s refresh=${REFRESH_TOKEN_TTL}s session=${SESSION_TTL}s`);
 process.stdout.write(`READY ${issuer}\n`);

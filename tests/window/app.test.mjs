@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
@@ -15,7 +16,7 @@ import {
   readSession, setBrowser, stopStrayApps, waitFor,
 } from './lib/harness.mjs';
 
-const SIGN_IN = { timeoutMs: 30000 };
+const SIGN_IN = { timeoutMs: 60000 };
 const execFileP = promisify(execFile);
 let main; // the dev provider, 1 h access tokens
 let short; // a second dev provider issuing 6 s access tokens
@@ -176,7 +177,10 @@ test('no token reaches the webview: not in the DOM, not in any command result', 
 });
 
 test('sign out revokes at the provider, forgets the keychain entry, and can end the provider session', async () => {
-  await withApp({ issuer: main.issuer }, async (app) => {
+  // RP-initiated logout as the README documents it: the provider sends the browser back to
+  // <scheme>:/logout, which the OS delivers to the app like a sign-in redirect (issue 8, finding 9).
+  const env = { LATCHKEY_POST_LOGOUT_REDIRECT_URI: `${SCHEME}:/logout` };
+  await withApp({ issuer: main.issuer, env }, async (app) => {
     await signIn(app);
     const stored = await readSession(main.issuer);
     assert.equal((await main.introspect(stored.refresh_token)).active, true);
@@ -204,6 +208,11 @@ test('sign out revokes at the provider, forgets the keychain entry, and can end 
     // ...and never to the window.
     const html = await app.html();
     assert.ok(!html.includes('id_token_hint') && !html.includes(stored.id_token));
+    // The provider's return reached the app, matched to this sign-out: no "link ignored" banner.
+    assert.ok(new URL(launch.url).searchParams.get('state'), 'the end-session request carries state');
+    await waitFor('the logout return to be recognised', async () =>
+      /Signed out of the provider/.test(await app.visibleText('#notice-message') ?? ''), { timeoutMs: 20000 });
+    assert.equal(await app.banner(), null, 'no error banner after the provider sign-out');
   });
 });
 
@@ -456,4 +465,364 @@ test('a debug run does not take the scheme from another installed handler', asyn
     fs.writeFileSync(mimeapps, saved.mimeapps);
     fs.writeFileSync(ours, saved.ours);
   }
+});
+
+// Issue 12: any provider. With `app_redirect = "loopback"` (for providers that refuse private-use
+// schemes, like Google) the app listens on 127.0.0.1 as the CLI does (RFC 8252 §7.3); waiting,
+// cancel and the browser's last page work as for the scheme.
+test('app_redirect = loopback: the app takes the redirect on 127.0.0.1 and the browser sends the user back', async () => {
+  const portOpen = (port) => new Promise((resolve) => {
+    const sock = net.connect(Number(port), '127.0.0.1');
+    sock.once('connect', () => { sock.destroy(); resolve(true); });
+    sock.once('error', () => resolve(false));
+  });
+  await withApp({ issuer: main.issuer, env: { LATCHKEY_APP_REDIRECT: 'loopback' } }, async (app) => {
+    await app.waitPhase('signedOut');
+    const before = driverEvents().length;
+    await app.click('#sign-in');
+    await app.waitPhase('signedIn', SIGN_IN);
+    assert.equal(await app.visibleText('#id-name'), 'Alice Example');
+    const events = driverEvents().slice(before);
+    const redirect = new URL(new URL(events.find((e) => e.event === 'launch').url).searchParams.get('redirect_uri'));
+    assert.equal(redirect.origin.startsWith('http://127.0.0.1:'), true, redirect.href);
+    assert.equal(redirect.pathname, '/callback');
+    const done = await waitFor('the driver to finish', () => driverEvents().slice(before).find((e) => e.event === 'done'));
+    assert.equal(done.result, 'loopback');
+    assert.match(done.body, /return to Latchkey/, 'the last page sends the user back to the app');
+    await app.click('#sign-out');
+    await app.waitPhase('signedOut');
+
+    // Cancel closes the listener.
+    setBrowser({ DRIVER_ACTION: 'none', DRIVER_HOLD_MS: '2000' });
+    const mark = driverEvents().length;
+    await app.click('#sign-in');
+    await app.waitPhase('waiting');
+    const launch = await waitFor('the launch', () => driverEvents().slice(mark).find((e) => e.event === 'launch'));
+    const port = new URL(new URL(launch.url).searchParams.get('redirect_uri')).port;
+    assert.equal(await portOpen(port), true, 'listening while waiting');
+    await app.click('#cancel');
+    await app.waitPhase('signedOut');
+    await waitFor('the listener to close', async () => !(await portOpen(port)));
+  });
+  setBrowser({});
+});
+
+// Issue 12: the choice in plain words. The first-run form picks "a local address" for a Google
+// issuer; while waiting, "Use a local address instead" saves `app_redirect = "loopback"` for the
+// account and signs in again that way.
+test('the redirect choice: suggested for Google in the form, and switchable while waiting', async () => {
+  const userFile = path.join(process.env.XDG_CONFIG_HOME, 'latchkey', 'config.toml');
+  const saved = fs.readFileSync(userFile, 'utf8');
+  try {
+    await withApp({ issuer: main.issuer, env: { LATCHKEY_ISSUER: null, LATCHKEY_CLIENT_ID: null }, name: 'redirect-form' }, async (app) => {
+      await app.waitPhase('setup');
+      assert.equal(await app.exec('return document.getElementById("f-redirect-scheme").checked'), true);
+      await app.type('#f-issuer', 'https://accounts.google.com');
+      await waitFor('loopback suggested', () => app.exec('return document.getElementById("f-redirect-loopback").checked'));
+      assert.match(await app.visibleText('#f-redirect-note'), /Google does not accept app links/);
+    });
+    await withApp({ issuer: main.issuer, name: 'redirect-switch' }, async (app) => {
+      await app.waitPhase('signedOut');
+      setBrowser({ DRIVER_ACTION: 'none', DRIVER_HOLD_MS: '1000' });
+      const first = driverEvents().length;
+      await app.click('#sign-in');
+      await app.waitPhase('waiting');
+      await waitFor('the first launch', () => driverEvents().slice(first).find((e) => e.event === 'launch'));
+      assert.ok(await app.visibleText('#w-loopback'), 'the switch is offered');
+      setBrowser({});
+      const mark = driverEvents().length;
+      await app.click('#use-loopback');
+      await app.waitPhase('signedIn', SIGN_IN);
+      const launch = driverEvents().slice(mark).find((e) => e.event === 'launch');
+      assert.match(new URL(launch.url).searchParams.get('redirect_uri'), /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+      assert.match(fs.readFileSync(userFile, 'utf8'), /app_redirect = "loopback"/);
+      await app.click('#sign-out');
+      await app.waitPhase('signedOut');
+    });
+  } finally {
+    setBrowser({});
+    fs.writeFileSync(userFile, saved);
+  }
+});
+
+// Issue 12: a Google-like "installed app" client (a secret that ships with the app, loopback
+// redirects only) works in the window end to end. Issue 7: the Session card says how the person
+// signed in, and a pushed authorization request (PAR) shows there.
+test('an installed-app client with a secret signs in over loopback, and the Session card says how', async () => {
+  await withApp({
+    issuer: main.issuer,
+    env: {
+      LATCHKEY_CLIENT_ID: 'latchkey-installed',
+      LATCHKEY_CLIENT_SECRET: 'installed-app-secret-not-confidential',
+      LATCHKEY_APP_REDIRECT: 'loopback',
+    },
+    name: 'installed-client',
+  }, async (app) => {
+    const before = (await main.get('/__dev/token_requests')).length;
+    await signIn(app);
+    const redeemed = (await main.get('/__dev/token_requests')).slice(before)
+      .filter((r) => r.grant_type === 'authorization_code');
+    assert.equal(redeemed.length, 1);
+    assert.match(redeemed[0].client_auth, /^client_secret_(basic|post)$/, 'the secret went to the token endpoint');
+    assert.match(await app.visibleText('#session-obtained'), /authorization code with PKCE/);
+    await app.click('#sign-out');
+    await app.waitPhase('signedOut');
+  });
+  const par = await Provider.start({ name: 'par', env: { DEV_PAR: 'on' } });
+  try {
+    await withApp({ issuer: par.issuer, name: 'par' }, async (app) => {
+      await signIn(app);
+      assert.match(await app.visibleText('#session-obtained'), /pushed request \(PAR\)/);
+      await app.click('#sign-out');
+      await app.waitPhase('signedOut');
+    });
+  } finally {
+    await par.stop();
+  }
+});
+
+// Issue 12: every granted permission, from where it really is. A sign-in for the dev provider's
+// API resource gets a JWT access token with Keycloak, Entra, Okta and Auth0 shapes; the ID token
+// and userinfo carry groups and entitlements. The Roles and groups card shows each with its source.
+test('the Roles and groups card shows each provider shape with its source', async () => {
+  await withApp({ issuer: main.issuer, env: { LATCHKEY_EXTRA_AUTH_PARAMS: 'resource=urn:latchkey:api' }, name: 'grants' }, async (app) => {
+    await signIn(app);
+    assert.notEqual(await app.visibleText('#claims-title'), null, 'the card is shown');
+    const items = await app.exec(`return [...document.querySelectorAll('#claims li')]
+      .map((li) => [li.dataset.claim, li.dataset.source, li.querySelector('.mono').textContent, li.textContent]);`);
+    const has = (claim, source, value) => items.some(([c, s, v]) => c === claim && s === source && v === value);
+    for (const [claim, source, value] of [
+      ['realm_access.roles', 'access token', 'developer'],
+      ['resource_access.latchkey-desktop.roles', 'access token', 'reader'],
+      ['roles', 'access token', 'Orders.Approver'],
+      ['wids', 'access token', '62e90394-69f5-4237-9190-012177145e10'],
+      ['scp', 'access token', 'api:read'],
+      ['permissions', 'access token', 'read:reports'],
+      ['https://latchkey.example/roles', 'access token', 'admin'],
+      ['groups', 'ID token', 'engineering'],
+      ['groups', 'userinfo', 'on-call'],
+      ['entitlements', 'userinfo', 'urn:latchkey:entitlement:beta'],
+    ]) {
+      assert.ok(has(claim, source, value), `${value} from the ${source}, ${claim}: ${JSON.stringify(items)}`);
+    }
+    assert.ok(items.some(([c, , , text]) => c === 'wids' && /Global Administrator/.test(text)), 'the directory role by name');
+    const kinds = await app.exec("return [...document.querySelectorAll('#claims dt')].map((dt) => dt.textContent)");
+    for (const k of ['Roles', 'Groups', 'Directory roles (Entra ID)', 'Permissions', 'Entitlements', 'Access token scopes']) {
+      assert.ok(kinds.includes(k), `${k} in ${kinds}`);
+    }
+    await app.screenshot('15-grants');
+    await app.click('#sign-out');
+    await app.waitPhase('signedOut');
+  });
+});
+
+// Issue 12: the identity stays current. Userinfo is fetched again after each silent refresh, so
+// a name changed at the provider shows without a new sign-in.
+test('a name changed at the provider shows after the next silent refresh, with no new sign-in', async () => {
+  const p = await Provider.start({ name: 'rename', env: { DEV_ACCESS_TOKEN_TTL: '6' } });
+  try {
+    await withApp({ issuer: p.issuer, name: 'rename' }, async (app) => {
+      await signIn(app);
+      const launched = launches().length;
+      await p.post('/__dev/users/alice', { name: 'Alice Renamed' });
+      await waitFor('the new name', async () => (await app.visibleText('#id-name')) === 'Alice Renamed', { timeoutMs: 25000 });
+      assert.equal(launches().length, launched, 'no browser: a silent refresh');
+      await app.click('#sign-out');
+      await app.waitPhase('signedOut');
+    });
+  } finally {
+    await p.stop();
+  }
+});
+
+// Issue 7: the app signs in with the hybrid flow too (response_mode=fragment on its scheme: the
+// front-channel ID token is checked before the code is redeemed), and says so on the Session card.
+test('the hybrid flow in the window: the fragment redirect through the scheme, shown on the Session card', async () => {
+  await withApp({ issuer: main.issuer, env: { LATCHKEY_FLOW: 'hybrid' }, name: 'hybrid' }, async (app) => {
+    const before = launches().length;
+    await signIn(app);
+    const auth = new URL(launches()[before].url);
+    assert.equal(auth.searchParams.get('response_type'), 'code id_token');
+    assert.equal(auth.searchParams.get('response_mode'), 'fragment');
+    assert.match(await app.visibleText('#session-obtained'), /hybrid flow/);
+    await app.click('#sign-out');
+    await app.waitPhase('signedOut');
+  });
+});
+
+// Issue 7: with a provider that offers DPoP, the app's tokens are bound to a key kept in the
+// keychain only; the Session card says so with the key's short thumbprint, and neither the key
+// nor a token reaches the webview.
+test('DPoP in the window: bound tokens, the thumbprint on the Session card, no key in the webview', async () => {
+  const p = await Provider.start({ name: 'dpop', env: { DEV_DPOP: 'on' } });
+  try {
+    await withApp({ issuer: p.issuer, name: 'dpop' }, async (app) => {
+      await signIn(app);
+      const stored = await readSession(p.issuer);
+      assert.ok(stored.dpop_key && stored.dpop_jkt, 'a DPoP key and its thumbprint in the keychain');
+      assert.match(stored.token_type, /^dpop$/i);
+      assert.match(await app.visibleText('#session-obtained'), new RegExp(`bound to this device \\(DPoP, key ${stored.dpop_jkt.slice(0, 8)}`));
+      const secrets = [stored.dpop_key, stored.access_token, stored.refresh_token, stored.id_token].filter(Boolean);
+      const check = (where, text) => secrets.forEach((x) => assert.ok(!text.includes(x), `a secret in ${where}`));
+      check('the DOM', await app.html());
+      for (const command of ['get_state', 'dismiss', 'retry']) check(command, (await app.invoke(command)).json);
+      await app.click('#sign-out');
+      await app.waitPhase('signedOut');
+    });
+  } finally {
+    await p.stop();
+  }
+});
+
+// Issue 12: several accounts. The second account is a new `[profiles.account-2]` with the same
+// provider; the switcher lists what `latchkey accounts` lists; sign-out acts on the shown account,
+// "Sign out of all accounts" on every one.
+test('several accounts: add one, switch in one click, sign out one, then all', async () => {
+  const userFile = path.join(process.env.XDG_CONFIG_HOME, 'latchkey', 'config.toml');
+  const saved = fs.readFileSync(userFile, 'utf8');
+  const list = (app) => app.exec(`return [...document.querySelectorAll('#account-list button')]
+    .map((b) => [b.dataset.profile, b.querySelector('.acc-name').textContent, b.getAttribute('aria-current')]);`);
+  try {
+    await withApp({ issuer: main.issuer }, async (app) => {
+      const cli = (...args) => execFileP(CLI, args, { env: app.env }).then((r) => ({ code: 0, ...r }), (e) => e);
+      await signIn(app);
+      setBrowser({ DRIVER_USER: 'bob' });
+      await app.click('#add-account');
+      await app.waitPhase('signedIn', SIGN_IN);
+      assert.equal(await app.visibleText('#id-name'), 'Bob Example');
+      assert.equal(await app.visibleText('#id-profile'), 'account-2');
+      assert.match(fs.readFileSync(userFile, 'utf8'), /\[profiles\.account-2\]/);
+      await waitFor('both accounts listed', async () => (await list(app)).length === 2);
+      assert.deepEqual(await list(app), [['account-2', 'Bob Example', 'true'], ['default', 'Alice Example', null]]);
+      const listed = JSON.parse((await cli('accounts', '--json')).stdout);
+      assert.deepEqual(listed.map((a) => a.profile).sort(), ['account-2', 'default'], 'the same list as `latchkey accounts`');
+      await app.screenshot('14-two-accounts');
+
+      // One click shows the other account, from the keychain: no browser.
+      const before = launches().length;
+      await app.click('#account-list button[data-profile="default"]');
+      await waitFor('Alice shown', async () => (await app.visibleText('#id-name')) === 'Alice Example');
+      assert.equal(launches().length, before, 'no browser for a switch');
+      assert.deepEqual((await list(app)).map((a) => a[2]), [null, 'true']);
+      for (const profile of ['default', 'account-2']) {
+        assert.equal((await cli('--profile', profile, 'token')).code, 0, `latchkey --profile ${profile} token`);
+      }
+
+      // Sign out acts on the shown account only.
+      await app.click('#sign-out');
+      await app.waitPhase('signedOut');
+      assert.deepEqual(await list(app), [['account-2', 'Bob Example', null]]);
+      assert.equal((await cli('--profile', 'account-2', 'token')).code, 0, 'the other account is still signed in');
+      assert.equal((await cli('token')).code, 1, 'the shown one is signed out');
+
+      // Sign in again, then out of all accounts.
+      setBrowser({});
+      await signIn(app);
+      await waitFor('both accounts listed', async () => (await list(app)).length === 2);
+      await app.click('#sign-out-all');
+      await app.waitPhase('signedOut');
+      await waitFor('nothing listed', async () => (await list(app)).length === 0);
+      assert.deepEqual(await keychainItems(), [], 'every account is gone from the keychain');
+      assert.match(await app.visibleText('#notice-message'), /all accounts/);
+    });
+  } finally {
+    setBrowser({});
+    fs.writeFileSync(userFile, saved);
+  }
+});
+
+// Issue 12: every account refreshes at its own time in the background, and one account's failure
+// shows on that account only.
+test('background accounts refresh by themselves, and a failure stays on its account', async () => {
+  const p = await Provider.start({ name: 'background', env: { DEV_ACCESS_TOKEN_TTL: '6' } });
+  const userFile = path.join(process.env.XDG_CONFIG_HOME, 'latchkey', 'config.toml');
+  const saved = fs.readFileSync(userFile, 'utf8');
+  const list = (app) => app.exec(`return [...document.querySelectorAll('#account-list button')]
+    .map((b) => ({ profile: b.dataset.profile, problem: b.querySelector('.acc-problem')?.textContent ?? null }));`);
+  try {
+    await withApp({ issuer: p.issuer, name: 'background' }, async (app) => {
+      await signIn(app);
+      setBrowser({ DRIVER_USER: 'bob' });
+      await app.click('#add-account');
+      await waitFor('Bob shown', async () => (await app.visibleText('#id-name')) === 'Bob Example', { timeoutMs: 30000 });
+      setBrowser({});
+      await app.click('#account-list button[data-profile="default"]');
+      await waitFor('Alice shown', async () => (await app.visibleText('#id-name')) === 'Alice Example');
+      // Bob, not shown, refreshes in the background: the provider sees his refresh tokens used.
+      const refreshes = async () => (await p.get('/__dev/token_requests'))
+        .filter((r) => r.grant_type === 'refresh_token').length;
+      const r0 = await refreshes();
+      await waitFor('refreshes of both accounts', async () => (await refreshes()) >= r0 + 2, { timeoutMs: 20000 });
+      // Bob's grant is revoked at the provider: his next refresh fails, on his entry only.
+      await p.post('/__dev/revoke_grants', { sub: 'bob' });
+      await waitFor('the problem on Bob\'s entry', async () =>
+        (await list(app)).some((a) => a.profile === 'account-2' && a.problem), { timeoutMs: 25000 });
+      assert.equal(await app.phase(), 'signedIn');
+      assert.equal(await app.visibleText('#id-name'), 'Alice Example');
+      assert.equal(await app.banner(), null, 'no banner for the shown account');
+      await app.click('#sign-out-all').catch(() => app.click('#sign-out'));
+      await app.waitPhase('signedOut');
+    });
+  } finally {
+    setBrowser({});
+    fs.writeFileSync(userFile, saved);
+    await p.stop();
+  }
+});
+
+// Issue 8: logs never hold a secret, proven for the app as for the CLI (tests/e2e/tests/logs.rs).
+// A whole session at LATCHKEY_LOG=trace: sign-in, a silent refresh with rotation, sign-out with
+// revocation, a provider that lost the grant (invalid_grant), and a locked keychain; then every
+// token read from the keychain, and every code and PKCE verifier the provider received, is
+// looked for in everything the app wrote. Last in the file: it leaves the keyring locked.
+test('trace logs of a whole app session hold no secret', async () => {
+  let p = await Provider.start({ name: 'logscan', env: { DEV_ACCESS_TOKEN_TTL: '6' } });
+  const secrets = new Set();
+  const keep = (s) => { for (const k of ['access_token', 'refresh_token', 'id_token']) if (s?.[k]) secrets.add(s[k]); };
+  const logs = [];
+  const env = { LATCHKEY_LOG: 'trace' };
+  try {
+    await withApp({ issuer: p.issuer, env, name: 'logscan-1' }, async (app) => {
+      await signIn(app);
+      keep(await readSession(p.issuer));
+      const first = (await readSession(p.issuer)).refresh_token;
+      await waitFor('a silent refresh with rotation', async () =>
+        (await readSession(p.issuer))?.refresh_token !== first, { timeoutMs: 20000 });
+      keep(await readSession(p.issuer));
+      await app.click('#sign-out');
+      await app.waitPhase('signedOut');
+      await signIn(app);
+      keep(await readSession(p.issuer));
+      logs.push(app.logTail(1e6));
+    });
+    for (const r of await p.get('/__dev/token_requests')) {
+      for (const k of ['code', 'code_verifier']) if (r[k]) secrets.add(r[k]);
+    }
+    // The provider forgets its grants: the next refresh gets invalid_grant and signs out.
+    const expiresAt = Date.parse((await readSession(p.issuer)).expires_at);
+    await sleep(Math.max(0, expiresAt - Date.now() + 500));
+    p = await p.restart();
+    await withApp({ issuer: p.issuer, env, name: 'logscan-2' }, async (app) => {
+      await app.waitPhase('signedOut', { timeoutMs: 30000 });
+      await app.waitBanner('session_expired');
+      await signIn(app);
+      keep(await readSession(p.issuer));
+      // A locked keychain: the next refresh cannot save, and says so.
+      await execFileP('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.secrets',
+        '/org/freedesktop/secrets', 'org.freedesktop.Secret.Service.Lock',
+        'array:objpath:/org/freedesktop/secrets/collection/login']);
+      await waitFor('the refresh to fail on the locked keychain', () => app.notice(), { timeoutMs: 20000 });
+      logs.push(app.logTail(1e6));
+    });
+    for (const r of await p.get('/__dev/token_requests')) {
+      for (const k of ['code', 'code_verifier']) if (r[k]) secrets.add(r[k]);
+    }
+  } finally {
+    await p.stop();
+  }
+  const text = logs.join('\n');
+  assert.ok(secrets.size >= 10, `secrets collected: ${secrets.size}`);
+  assert.match(text, /TRACE|DEBUG/, 'the logs are at the verbose level');
+  assert.match(text, /refresh/i, 'the logs cover the refresh');
+  for (const s of secrets) assert.ok(!text.includes(s), `a secret (${s.slice(0, 4)}…) is in the app's log`);
 });

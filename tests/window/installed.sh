@@ -40,6 +40,32 @@ trap remove EXIT INT TERM
 say "dpkg -i $(basename "$LATCHKEY_DEB")"
 $sudo dpkg -i "$LATCHKEY_DEB" >/dev/null
 
+# The CLI ships in the same packages (tests/README.md): binary, man page, completions.
+cli_files=(
+  /usr/bin/latchkey
+  /usr/share/man/man1/latchkey.1.gz
+  /usr/share/bash-completion/completions/latchkey
+  /usr/share/zsh/vendor-completions/_latchkey
+  /usr/share/fish/vendor_completions.d/latchkey.fish
+)
+fail() { echo "installed.sh: $*" >&2; exit 1; }
+say "the CLI in the .deb: latchkey --version, man -w latchkey, completions"
+for f in "${cli_files[@]}"; do [[ -f $f ]] || fail "the .deb did not install $f"; done
+[[ $(/usr/bin/latchkey --version) == "latchkey $version" ]] || fail "/usr/bin/latchkey --version: $(/usr/bin/latchkey --version)"
+[[ $(man -w latchkey) == /usr/share/man/man1/latchkey.1.gz ]] || fail "man -w latchkey: $(man -w latchkey 2>&1)"
+bash -c 'source /usr/share/bash-completion/completions/latchkey && complete -p latchkey' >/dev/null \
+  || fail "the bash completion does not register for latchkey"
+# Debian's rpm2cpio exits 1 even on success; the greps below are the check.
+rpm_files=$( (rpm2cpio "$LATCHKEY_RPM" || true) | cpio -it --quiet 2>/dev/null)
+for f in /usr/bin/latchkey /usr/share/man/man1/latchkey.1.gz /usr/share/bash-completion/completions/latchkey \
+  /usr/share/zsh/site-functions/_latchkey /usr/share/fish/vendor_completions.d/latchkey.fish; do
+  grep -qx ".$f" <<<"$rpm_files" || fail "the .rpm lacks $f"
+done
+
 say "running the installed-app suite"
 LATCHKEY_APP=/usr/bin/latchkey-app dbus-run-session -- "$HERE/session.sh" \
   node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "$@" "$HERE/installed.test.mjs"
+
+say "dpkg -r latchkey removes the CLI too"
+remove
+for f in "${cli_files[@]}"; do [[ ! -e $f ]] || fail "dpkg -r left $f behind"; done

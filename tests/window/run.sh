@@ -21,11 +21,14 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # 1. System packages, npm packages and tauri-driver: the same installer as every other suite.
 "$ROOT/tests/scripts/install-deps" --window >&2
 
-# 2. The debug app, and the CLI (one case checks that it shares the window's session).
+# 2. The debug app, the template app (tests/template) and the CLI (one case checks that it shares
+#    the window's session), in one cargo call so they share every dependency.
+export ACME_APP=$CARGO_TARGET_DIR/debug/acme-signin
 if [[ ${SKIP_BUILD:-} != 1 ]]; then
-  say "cargo build -p latchkey-app -p latchkey-cli (target dir $CARGO_TARGET_DIR)"
-  (cd "$ROOT" && cargo build -p latchkey-app -p latchkey-cli >&2)
+  say "cargo build -p latchkey-app -p acme-signin -p latchkey-cli (target dir $CARGO_TARGET_DIR)"
+  (cd "$ROOT" && cargo build -p latchkey-app -p acme-signin -p latchkey-cli >&2)
 fi
+[[ -x $ACME_APP ]] || { echo "no template app binary at $ACME_APP" >&2; exit 2; }
 [[ -x $LATCHKEY_APP ]] || { echo "no app binary at $LATCHKEY_APP" >&2; exit 2; }
 [[ -x $CARGO_TARGET_DIR/debug/latchkey ]] || { echo "no CLI binary at $CARGO_TARGET_DIR/debug/latchkey" >&2; exit 2; }
 
@@ -33,4 +36,4 @@ fi
 mkdir -p "$LATCHKEY_E2E_ARTIFACTS" && rm -f "$LATCHKEY_E2E_ARTIFACTS"/*.png
 say "running the window suite (screenshots in $LATCHKEY_E2E_ARTIFACTS)"
 exec dbus-run-session -- "$HERE/session.sh" \
-  node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "$@" "$HERE/app.test.mjs"
+  node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "$@" "$HERE/template.test.mjs" "$HERE/a11y.test.mjs" "$HERE/lemonldap.test.mjs" "$HERE/app.test.mjs"

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
 
+mod lemon;
+pub use lemon::{LEMON_EMAIL, LEMON_NAME, LEMON_USER, Lemon, LemonOptions, shown};
+
 pub const CLIENT_ID: &str = "latchkey-desktop";
 pub const SCOPES: &str = "openid profile email offline_access api:read";
 
@@ -63,10 +66,28 @@ pub struct Provider {
     pub issuer: String,
     pub port: u16,
     pub log: PathBuf,
+    /// The CA the admin API's HTTPS is checked against, for a provider started with TLS.
+    ca: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
 impl Provider {
+    /// The provider over HTTPS with `ca`'s server certificate: issuer `https://127.0.0.1:<port>`.
+    pub fn start_tls(env: &[(&str, &str)], ca: &PrivateCa) -> Self {
+        let (cert, key) = (ca.cert_file(), ca.key_file());
+        let mut env = env.to_vec();
+        env.push(("DEV_TLS_CERT", cert.to_str().unwrap()));
+        env.push(("DEV_TLS_KEY", key.to_str().unwrap()));
+        let mut provider = Self::start(&env);
+        assert!(
+            provider.issuer.starts_with("https://"),
+            "{}",
+            provider.issuer
+        );
+        provider.ca = Some(ca.ca_file());
+        provider
+    }
+
     pub fn start(env: &[(&str, &str)]) -> Self {
         require_environment();
         let dir = tempfile::tempdir().unwrap();
@@ -80,46 +101,42 @@ impl Provider {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("node must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        // Generous: a start takes about a second, but CI machines have been seen far slower.
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-            // Not left running: an orphaned provider outlives the test run.
-            let _ = child.kill();
-            let _ = child.wait();
-            // The log lives in `dir`, which the panic removes: print it instead of its path.
-            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("the dev provider did not start in 60 s; its stderr:\n{stderr}");
-        };
-        let issuer = line
-            .strip_prefix("READY ")
-            .expect("READY line")
-            .trim()
-            .to_owned();
+        let (child, issuer) = spawn_ready(cmd, &log, "the dev provider");
         let port = issuer.rsplit(':').next().unwrap().parse().unwrap();
         Self {
             child,
             issuer,
             port,
             log,
+            ca: None,
             _dir: dir,
         }
     }
 
     pub fn get(&self, path: &str) -> Value {
-        http_json(self.port, "GET", path, None)
+        self.admin("GET", path, None)
     }
 
     pub fn post(&self, path: &str, body: Value) -> Value {
-        http_json(self.port, "POST", path, Some(body))
+        self.admin("POST", path, Some(body))
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match &self.ca {
+            None => http_json(self.port, method, path, body),
+            Some(ca) => https_json(&self.issuer, ca, method, path, body),
+        }
+    }
+
+    /// `/__dev/requests`: `(method, path, peer address)` of each request outside `/__dev/`.
+    pub fn requests(&self) -> Vec<(String, String, String)> {
+        let text = |v: &Value, k: &str| v[k].as_str().unwrap().to_owned();
+        self.get("/__dev/requests")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (text(r, "method"), text(r, "path"), text(r, "peer")))
+            .collect()
     }
 
     pub fn stats(&self) -> Value {
@@ -155,6 +172,108 @@ impl Drop for Provider {
     }
 }
 
+/// Starts a test server (stdout piped, stderr to `log`) and waits for its `READY <url>` line.
+///
+/// A start takes about half a second. CI once saw two starts print nothing for 60 s while the
+/// rest of the suite ran normally, so a start that stalls for 30 s is diagnosed on stderr (the
+/// server's start-up stamps, its process state and the load) and tried once more; a second stall
+/// fails the test with the same diagnosis.
+pub(crate) fn spawn_ready(mut cmd: Command, log: &Path, what: &str) -> (Child, String) {
+    const STALL: Duration = Duration::from_secs(30);
+    let mut diagnosis = String::new();
+    for attempt in 1..=2 {
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        match rx.recv_timeout(STALL) {
+            Ok(line) => {
+                let url = line
+                    .strip_prefix("READY ")
+                    .expect("READY line")
+                    .trim()
+                    .to_owned();
+                return (child, url);
+            }
+            Err(e) => {
+                let state = process_state(child.id());
+                // Not left running: an orphaned server outlives the test run. SIGTERM first, so
+                // a server with children of its own (LemonLDAP::NG's nginx) stops them too.
+                terminate(&mut child);
+                let status = child.wait();
+                // The log lives in a temporary directory a panic removes: print it, not its path.
+                let stderr = std::fs::read_to_string(log).unwrap_or_default();
+                let why = match e {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => {
+                        format!("printed no READY line in {} s", STALL.as_secs())
+                    }
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                        format!("exited before READY ({status:?})")
+                    }
+                };
+                diagnosis = format!(
+                    "{what} {why} (attempt {attempt}; {state}; load {}); its stderr:\n{stderr}",
+                    std::fs::read_to_string("/proc/loadavg")
+                        .unwrap_or_default()
+                        .trim()
+                );
+                eprintln!("{diagnosis}");
+                if matches!(e, std::sync::mpsc::RecvTimeoutError::Disconnected) {
+                    break;
+                }
+            }
+        }
+    }
+    panic!("{diagnosis}");
+}
+
+/// SIGTERM, up to 10 s to exit, then SIGKILL.
+pub(crate) fn terminate(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A stalled child's scheduler state, kernel wait channel and CPU time, from /proc.
+fn process_state(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    // Fields after the parenthesised command name: state is the 1st, utime and stime the 12th
+    // and 13th (clock ticks, usually 100 per second).
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| rest.get(i).copied().unwrap_or("?");
+    format!(
+        "state {} wchan {} utime {} stime {} ticks",
+        field(0),
+        if wchan.is_empty() { "?" } else { &wchan },
+        field(11),
+        field(12)
+    )
+}
+
 /// A minimal HTTP/1.1 client for the provider's admin API.
 pub fn http_json(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -174,6 +293,253 @@ pub fn http_json(port: u16, method: &str, path: &str, body: Option<Value>) -> Va
     let end = body.rfind(['}', ']']).map(|i| i + 1).unwrap_or(body.len());
     serde_json::from_str(&body[start..end])
         .unwrap_or_else(|e| panic!("bad JSON from {path}: {e}: {body}"))
+}
+
+/// The admin API over HTTPS, with curl checking the server against `ca` and never using a proxy.
+fn https_json(issuer: &str, ca: &Path, method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--fail",
+        "--noproxy",
+        "*",
+        "--max-time",
+        "30",
+        "-X",
+        method,
+    ])
+    .arg("--cacert")
+    .arg(ca)
+    .args(["-H", "content-type: application/json"]);
+    if let Some(body) = body {
+        cmd.arg("--data-binary").arg(body.to_string());
+    }
+    let out = cmd.arg(format!("{issuer}{path}")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "curl {method} {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bad JSON from {path}: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A private CA, as a company's IT runs for TLS inspection, and a server certificate it issued for
+/// 127.0.0.1 (SAN `IP:127.0.0.1`), made with openssl for one test. Nothing trusts it until a test
+/// says so.
+#[derive(Debug)]
+pub struct PrivateCa {
+    pub dir: tempfile::TempDir,
+}
+
+/// The CA's subject, which its certificates name as their issuer.
+pub const CA_SUBJECT: &str = "/O=Latchkey Test Corp/CN=Latchkey Test Inspection CA";
+
+impl PrivateCa {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .output()
+                .expect("openssl must be installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        // `req -x509` uses the v3_ca section: basicConstraints critical CA:TRUE.
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            CA_SUBJECT,
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        Self { dir }
+    }
+
+    /// The CA certificate (PEM): what IT hands out to be trusted.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn cert_file(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+}
+
+impl Default for PrivateCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Debian's tinyproxy on 127.0.0.1, a real HTTP proxy with a config of the test's own: it takes
+/// clients from 127.0.0.1 only, allows `CONNECT` to `connect_ports` (by default it allows only
+/// 443 and 563), connects out **from 127.0.0.2** (so a server sees which requests came through
+/// it), and logs at Info into its own directory. Runs in the foreground (`-d`); killed on drop.
+#[derive(Debug)]
+pub struct Tinyproxy {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The address tinyproxy connects out from.
+pub const PROXY_SOURCE: &str = "127.0.0.2";
+
+impl Tinyproxy {
+    pub fn start(connect_ports: &[u16]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("tinyproxy.log");
+        // tinyproxy takes no port 0: take a free port and let it go. Another process may grab it
+        // in between, so a start that fails is tried again on a new port.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut conf = format!(
+                "Port {port}\nListen 127.0.0.1\nBind {PROXY_SOURCE}\nAllow 127.0.0.1\n\
+                 Timeout 30\nMaxClients 32\nLogLevel Info\nLogFile \"{}\"\n",
+                log.display()
+            );
+            for p in connect_ports {
+                conf.push_str(&format!("ConnectPort {p}\n"));
+            }
+            let conf_file = dir.path().join("tinyproxy.conf");
+            std::fs::write(&conf_file, conf).unwrap();
+            let _ = std::fs::remove_file(&log);
+            let mut child = Command::new("tinyproxy")
+                .arg("-d")
+                .arg("-c")
+                .arg(&conf_file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+                .spawn()
+                .expect("tinyproxy must be installed (tests/scripts/install-deps)");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains("Accepting connections") {
+                    return Self {
+                        child,
+                        port,
+                        log,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    eprintln!("tinyproxy on port {port} exited ({status}): {text}");
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("tinyproxy did not start in 15 s: {text}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("tinyproxy failed to start three times; see the messages above");
+    }
+
+    /// `http://127.0.0.1:<port>`, for `HTTPS_PROXY`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The request lines of the `CONNECT`s it handled, as logged: `CONNECT 127.0.0.1:443 HTTP/1.1`.
+    pub fn connects(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                l.split_once("): CONNECT ")
+                    .map(|(_, r)| format!("CONNECT {r}"))
+            })
+            .collect()
+    }
+
+    /// Every request line it logged (`GET http://…`, `CONNECT …`).
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("CONNECT ") && l.contains(" Request (file descriptor "))
+            .filter_map(|l| l.split_once("): ").map(|(_, r)| r.to_owned()))
+            .collect()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A sandboxed user: its own HOME, config and cache, the provider's settings, and the browser
@@ -237,6 +603,35 @@ impl Sandbox {
         self
     }
 
+    /// Removes an environment variable for later commands.
+    pub fn unset(&mut self, key: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    /// The kernel keyring key that holds an entry of the session (`persistent-keyring(7)`).
+    pub fn kernel_entry(&self, profile: &str) -> Option<KernelKey> {
+        KernelKey::find(&format!("latchkey:{}", self.entry_name(profile)))
+    }
+
+    /// The stored session, read from the kernel keyring with `keyctl`.
+    pub fn kernel_session(&self, profile: &str) -> Option<Value> {
+        read_vault(&self.entry_name(profile), |name| {
+            KernelKey::find(&format!("latchkey:{name}")).map(|k| k.payload())
+        })
+    }
+
+    /// The cached access token's key in the kernel user keyring.
+    pub fn token_cache_entry(&self, profile: &str) -> Option<KernelKey> {
+        let out = Command::new("sh")
+            .args(["-c", "printf %s \"$1\" | sha256sum | cut -c1-32", "sh"])
+            .arg(self.entry_name(profile))
+            .output()
+            .unwrap();
+        let hash = String::from_utf8(out.stdout).unwrap();
+        KernelKey::find(&format!("latchkey:token:{}", hash.trim()))
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(latchkey_bin());
         cmd.args(args).env_clear().stdin(Stdio::null());
@@ -273,25 +668,47 @@ impl Sandbox {
         format!("{profile}/{CLIENT_ID}@{}", self.issuer)
     }
 
-    /// The stored session, read from the real Secret Service with `secret-tool`.
+    /// The stored session, read from the real Secret Service with `secret-tool`, on the
+    /// sandbox's session bus.
     pub fn stored_session(&self, profile: &str) -> Option<Value> {
-        let name = self.entry_name(profile);
-        let primary = secret_lookup(&name)?;
-        let (header, first) = primary.split_once('\n').expect("header");
-        let parts: Vec<&str> = header.split(' ').collect();
-        assert_eq!(parts[0], "LK1");
-        let count: usize = parts[2].parse().unwrap();
-        let mut json = first.to_owned();
-        for i in 1..count {
-            json.push_str(&secret_lookup(&format!("{name}#{}.{i}", parts[1])).expect("chunk"));
-        }
-        Some(serde_json::from_str(&json).expect("session JSON"))
+        let bus = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS")
+            .map(|(_, v)| v.as_str());
+        read_vault(&self.entry_name(profile), |name| {
+            secret_lookup_on(bus, name)
+        })
     }
 }
 
+/// A session as the vault stores it (`store.rs`): the primary entry `name` holds
+/// `LK1 <generation> <count>\n` and the first chunk; chunk `i` is `name#<generation>.<i>`.
+fn read_vault(name: &str, get: impl Fn(&str) -> Option<String>) -> Option<Value> {
+    let primary = get(name)?;
+    let (header, first) = primary.split_once('\n').expect("header");
+    let parts: Vec<&str> = header.split(' ').collect();
+    assert_eq!(parts[0], "LK1");
+    let count: usize = parts[2].parse().unwrap();
+    let mut json = first.to_owned();
+    for i in 1..count {
+        json.push_str(&get(&format!("{name}#{}.{i}", parts[1])).expect("chunk"));
+    }
+    Some(serde_json::from_str(&json).expect("session JSON"))
+}
+
 pub fn secret_lookup(username: &str) -> Option<String> {
-    let out = Command::new("secret-tool")
-        .args(["lookup", "service", "latchkey", "username", username])
+    secret_lookup_on(None, username)
+}
+
+/// `secret_lookup` on another session bus than this process's.
+pub fn secret_lookup_on(bus: Option<&str>, username: &str) -> Option<String> {
+    let mut cmd = Command::new("secret-tool");
+    cmd.args(["lookup", "service", "latchkey", "username", username]);
+    if let Some(bus) = bus {
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", bus);
+    }
+    let out = cmd
         .output()
         .expect("secret-tool (libsecret-tools) must be installed");
     out.status
@@ -312,6 +729,57 @@ pub fn secret_search(needle: &str) -> Vec<String> {
         .filter(|u| u.contains(needle))
         .map(str::to_owned)
         .collect()
+}
+
+/// A `user` key in the kernel keyring, found and read with the real `keyctl` (keyutils).
+#[derive(Debug, Clone)]
+pub struct KernelKey {
+    pub id: String,
+    pub description: String,
+}
+
+impl KernelKey {
+    /// Searches the user keyring (and the persistent keyring linked into it) for `description`.
+    pub fn find(description: &str) -> Option<Self> {
+        let out = Command::new("keyctl")
+            .args(["search", "@u", "user", description])
+            .output()
+            .expect("keyctl (Debian's keyutils) must be installed");
+        out.status.success().then(|| Self {
+            id: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            description: description.to_owned(),
+        })
+    }
+
+    pub fn payload(&self) -> String {
+        let out = Command::new("keyctl")
+            .args(["pipe", &self.id])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keyctl pipe {}", self.id);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `keyctl describe`'s permission mask, e.g. `alswrvalswrv------------` (possessor, user,
+    /// group, other).
+    pub fn permissions(&self) -> String {
+        let out = Command::new("keyctl")
+            .args(["rdescribe", &self.id])
+            .output()
+            .unwrap();
+        // type;uid;gid;perm(hex);description
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split(';').nth(3).unwrap_or_default().to_owned()
+    }
+
+    /// Seconds until the kernel drops the key, from `/proc/keys` (`perm` column's neighbour).
+    pub fn timeout(&self) -> Option<String> {
+        let id = format!("{:08x}", self.id.parse::<u32>().ok()?);
+        let keys = std::fs::read_to_string("/proc/keys").ok()?;
+        keys.lines()
+            .find(|l| l.starts_with(&id))
+            .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+    }
 }
 
 /// A finished command.
@@ -350,6 +818,17 @@ impl Run {
 
 /// Every file under `dir` whose bytes contain `needle`.
 pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    // Where a scan of /tmp must not go: the checkout (CI may clone under /tmp) and its multi-GB
+    // target directory hold build artefacts, not anything Latchkey writes.
+    let skip: Vec<PathBuf> = [
+        Some(root()),
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // A token would sit in a small file; larger ones are caches and logs of other programs.
+    const MAX_FILE: u64 = 8 * 1024 * 1024;
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -358,9 +837,15 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
+            // DirEntry::file_type does not follow symlinks, so a link cycle cannot trap the scan.
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                if !skip.iter().any(|s| p.starts_with(s)) {
+                    stack.push(p);
+                }
+            } else if kind.is_file()
+                && e.metadata().is_ok_and(|m| m.len() <= MAX_FILE)
+                && let Ok(bytes) = std::fs::read(&p)
                 && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
             {
                 hits.push(p);
@@ -376,5 +861,188 @@ pub fn sleep_until(rfc3339: &str) {
     let wait = (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds() + 300;
     if wait > 0 {
         std::thread::sleep(Duration::from_millis(wait as u64));
+    }
+}
+
+/// A Secret Service of a test's own: a private `dbus-daemon` with an unlocked gnome-keyring, so
+/// a test can lock or stop it without touching the suite's shared one. Stopped on drop.
+#[derive(Debug)]
+pub struct PrivateKeyring {
+    bus: Child,
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateKeyring {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, runtime) = (dir.path().join("data"), dir.path().join("runtime"));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&runtime).unwrap();
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (Debian's dbus) must be installed");
+        let mut line = String::new();
+        BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line.trim().to_owned();
+        let env = |c: &mut Command| {
+            c.env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .env("XDG_DATA_HOME", &data)
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env_remove("DISPLAY");
+        };
+        let mut daemon = Command::new("gnome-keyring-daemon");
+        daemon
+            .args(["--unlock", "--components=secrets"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        env(&mut daemon);
+        let mut child = daemon.spawn().expect("gnome-keyring-daemon");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"latchkey-test")
+            .unwrap();
+        let _ = child.wait();
+        let keyring = Self {
+            bus,
+            address,
+            _dir: dir,
+        };
+        // --unlock returns before the daemon owns its name (shared/notes/keyring.md).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !keyring.has_secret_service() {
+            assert!(Instant::now() < deadline, "gnome-keyring did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        keyring
+    }
+
+    fn dbus_send(&self, args: &[&str]) -> String {
+        let out = Command::new("dbus-send")
+            .args(["--session", "--print-reply"])
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn has_secret_service(&self) -> bool {
+        self.dbus_send(&[
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.freedesktop.secrets",
+        ])
+        .contains("boolean true")
+    }
+
+    /// Locks the default collection, as a screen lock or `secret-tool lock` would.
+    pub fn lock(&self) {
+        let reply = self.dbus_send(&[
+            "--dest=org.freedesktop.secrets",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.Lock",
+            "array:objpath:/org/freedesktop/secrets/collection/login",
+        ]);
+        assert!(reply.contains("collection/login"), "lock: {reply}");
+    }
+}
+
+impl Drop for PrivateKeyring {
+    fn drop(&mut self) {
+        // gnome-keyring-daemon exits when its bus goes away.
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+/// One of the test servers in `tests/tools` (the Kubernetes API stand-in, the git server),
+/// started on 127.0.0.1 with a directory of its own (its certificate, its request log). Killed on
+/// drop.
+#[derive(Debug)]
+pub struct Tool {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Tool {
+    pub fn start(script: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("stderr.log");
+        let mut cmd = Command::new("node");
+        cmd.arg(root().join("tests/tools").join(script))
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let (child, url) = spawn_ready(cmd, &log, script);
+        Self { child, url, dir }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// The server's self-signed certificate, which is also its CA.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    /// Its request log: one JSON object per request (never a token).
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sandbox {
+    /// Another program (kubectl, git) in the sandbox's environment, stdin closed.
+    pub fn tool(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args).env_clear().stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs the git credential helper as git does: `request` on stdin.
+    pub fn git_credential(&self, op: &str, request: &str) -> Run {
+        let started = Instant::now();
+        let mut child = self
+            .command(&["git-credential", op])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+        Run::new(child.wait_with_output().unwrap(), started.elapsed())
     }
 }

@@ -308,7 +308,9 @@ fn access_denied_and_narrowed_grants() {
     assert_eq!(r.code, 2);
     let line = r.error_line();
     assert!(
-        line.contains("declined") && line.contains("provider says:"),
+        line.contains("declined")
+            && line.contains("(access_denied)")
+            && line.contains("provider says:"),
         "{line}"
     );
     assert_eq!(line.lines().count(), 1);
@@ -439,8 +441,9 @@ fn keychain_unavailable_or_frozen_is_a_clear_error() {
     let mut sb = Sandbox::new(&provider.issuer);
     sb.login();
 
-    // No Secret Service at all.
+    // No session bus, and `store` says it must be the Secret Service.
     sb.set("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    sb.set("LATCHKEY_STORE", "secret-service");
     let r = sb.run(&["status"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -458,6 +461,13 @@ fn keychain_unavailable_or_frozen_is_a_clear_error() {
         1,
         "only the first, successful login opened a browser"
     );
+    // With `store = auto` that machine has the kernel keyring, where this session is not: it is
+    // never moved there behind the user's back (and the cached token is not consulted by status).
+    sb.unset("LATCHKEY_STORE");
+    let r = sb.run(&["status"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.error_line().contains("not signed in"), "{}", r.stderr);
+    assert!(sb.kernel_entry("default").is_none());
 
     // A bus that accepts the connection and never answers: zbus has no timeout, ours fires.
     let dir = tempfile::tempdir().unwrap();
@@ -474,6 +484,8 @@ fn keychain_unavailable_or_frozen_is_a_clear_error() {
         &format!("unix:path={}", sock.display()),
     );
     sb.set("LATCHKEY_KEYCHAIN_TIMEOUT_MS", "1500");
+    // The token cache would answer `token` without D-Bus (tests/e2e/tests/keyring.rs).
+    sb.set("LATCHKEY_TOKEN_CACHE", "off");
     for cmd in ["token", "status"] {
         let r = sb.run(&[cmd]);
         assert_eq!(r.code, 2, "{}", r.stderr);
@@ -594,7 +606,11 @@ fn bad_input_gets_one_line_errors_not_panics() {
             "https://evil.example/cb",
             "loopback",
         ),
-        ("LATCHKEY_EXTRA_AUTH_PARAMS", "state=x", "set by Latchkey"),
+        (
+            "LATCHKEY_EXTRA_AUTH_PARAMS",
+            "state=x",
+            "set by the app itself",
+        ),
         ("LATCHKEY_PROFILE", "../../etc", "profile"),
     ] {
         sb.set(key, value);

@@ -4,29 +4,11 @@
 
 use std::sync::Arc;
 
-use latchkey_core::config::{Paths, Settings, Sources};
-use latchkey_core::{Latchkey, Ports};
+use latchkey_core::Latchkey;
 use latchkey_e2e::*;
 
-fn latchkey_for(sb: &Sandbox) -> Latchkey {
-    let flags = Settings {
-        issuer: Some(sb.issuer.clone()),
-        client_id: Some(CLIENT_ID.into()),
-        scopes: Some(latchkey_core::config::Scopes::Text(SCOPES.into())),
-        ..Settings::default()
-    };
-    let no_files = Paths {
-        user_file: None,
-        system_file: None,
-    };
-    let config = Sources::load(flags, &no_files, &|_| None)
-        .unwrap()
-        .resolve()
-        .unwrap();
-    let mut ports = Ports::system();
-    ports.cache_dir = Some(sb.home().join(".cache/latchkey"));
-    Latchkey::new(config, ports)
-}
+mod common;
+use common::core_for;
 
 /// Starts a sign-in and returns its `state`, to craft responses for it.
 async fn begin_state(latchkey: &Latchkey, redirect: &url::Url) -> String {
@@ -45,7 +27,7 @@ async fn a_hundred_concurrent_requests_at_expiry_refresh_once() {
     let provider = Provider::start(&[("DEV_ACCESS_TOKEN_TTL", "4")]);
     let sb = Sandbox::new(&provider.issuer);
     let id = sb.login(); // the CLI signs in; the core in this process shares its keychain session
-    let latchkey = Arc::new(latchkey_for(&sb));
+    let latchkey = Arc::new(core_for(&sb));
     assert_eq!(latchkey.current().await.unwrap().unwrap().subject, "alice");
     sleep_until(id["expires_at"].as_str().unwrap());
 
@@ -73,7 +55,7 @@ async fn a_hundred_concurrent_requests_at_expiry_refresh_once() {
 async fn a_redirect_replayed_after_sign_in_is_rejected_before_the_token_endpoint() {
     let provider = Provider::start(&[]);
     let sb = Sandbox::new(&provider.issuer);
-    let latchkey = latchkey_for(&sb);
+    let latchkey = core_for(&sb);
     // The app's way: begin with the custom-scheme redirect, let the browser driver capture the
     // redirect instead of an OS, then hand it to resume() — twice.
     let redirect = url::Url::parse("com.example.latchkey:/callback").unwrap();
@@ -106,7 +88,7 @@ async fn a_redirect_replayed_after_sign_in_is_rejected_before_the_token_endpoint
     );
 
     // A fresh process (a new Latchkey) has no sign-in in flight: "started by an earlier window".
-    let other = latchkey_for(&sb);
+    let other = core_for(&sb);
     let e = other.resume(url.trim()).await.unwrap_err();
     assert!(e.message().contains("earlier window"), "{e}");
 

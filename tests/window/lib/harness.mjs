@@ -211,6 +211,12 @@ async function portOpen(port) {
 
 let seq = 0;
 
+/** WebDriver key codes. */
+export const KEY = { TAB: '\uE004', ENTER: '\uE007', SPACE: ' ', ESCAPE: '\uE00C' };
+
+let axeSource;
+const AXE_SOURCE = () => (axeSource ??= fs.readFileSync(path.join(ROOT, 'tests/node_modules/axe-core/axe.min.js'), 'utf8'));
+
 export class App {
   /**
    * Starts the app through tauri-driver (a fresh driver per launch, so each launch has its own
@@ -289,10 +295,40 @@ export class App {
 
   html() { return this.exec('return document.documentElement.outerHTML'); }
 
+  /** Keyboard only: presses Tab until `css` has the focus (at most `max` times), then `key`. */
+  async tabTo(css, key = KEY.ENTER, { max = 40 } = {}) {
+    for (let i = 0; i < max; i++) {
+      if (await this.exec('return document.activeElement && document.activeElement.matches(arguments[0])', css)) {
+        if (key) await this.session.keys(key);
+        return;
+      }
+      await this.session.keys(KEY.TAB);
+    }
+    throw new Error(`Tab never reached ${css} (focus is on ${await this.exec('return document.activeElement && document.activeElement.outerHTML.slice(0, 120)')})`);
+  }
+
+  press(...keys) { return this.session.keys(...keys); }
+
+  /**
+   * axe-core (WCAG 2.0/2.1 A and AA rules) in the page as it is now: the violations, each as
+   * `rule: targets`. Injected through WebDriver, so the app's CSP is not loosened for it.
+   */
+  async axe() {
+    if (!(await this.exec('return typeof window.axe === "object"'))) {
+      // The script body itself, not eval in the page (which the CSP forbids).
+      await this.exec(`${AXE_SOURCE()}\nreturn typeof window.axe;`);
+    }
+    const result = await this.session.execAsync(`const done = arguments[arguments.length - 1];
+      axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+        .then((r) => done(r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '))),
+              (e) => done(['axe failed: ' + e]));`);
+    return result;
+  }
+
   /** Calls a command over IPC the way the page does; returns the raw JSON of the result. */
   invoke(command, args = {}) {
     return this.session.execAsync(`const done = arguments[arguments.length - 1];
-      window.__TAURI__.core.invoke(arguments[0], arguments[1])
+      window.__TAURI__.core.invoke('plugin:latchkey|' + arguments[0], arguments[1])
         .then((v) => done({ ok: true, json: JSON.stringify(v) }), (e) => done({ ok: false, json: JSON.stringify(e) }));`,
     command, args);
   }

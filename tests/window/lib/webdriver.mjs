@@ -44,6 +44,13 @@ export class Session {
     await this.cmd('POST', `/element/${id}/value`, { text: value });
   }
 
+  /** Presses keys on the focused element (WebDriver key codes: Tab \uE004, Enter \uE007, ...). */
+  async keys(...keys) {
+    const actions = keys.flatMap((value) => [{ type: 'keyDown', value }, { type: 'keyUp', value }]);
+    await this.cmd('POST', '/actions', { actions: [{ type: 'key', id: 'keyboard', actions }] });
+    await this.cmd('DELETE', '/actions');
+  }
+
   async text(css) {
     const id = await this.find(css);
     return this.cmd('GET', `/element/${id}/text`);

@@ -1,0 +1,110 @@
+//! Logs never hold a secret, proven: a whole CLI session at the most verbose level
+//! (`LATCHKEY_LOG=trace`), through sign-in, refresh, each failure path (provider 5xx, provider
+//! down, `invalid_grant`, keychain locked) and logout, then every secret that existed on the way
+//! (tokens read back from the keychain, codes and PKCE verifiers from the provider's record of
+//! its token requests) is looked for in everything the CLI wrote to stderr.
+
+#![allow(clippy::unwrap_used)]
+
+use latchkey_e2e::*;
+
+/// Every token of the stored session.
+fn secrets_of(session: &Value) -> Vec<String> {
+    ["access_token", "refresh_token", "id_token"]
+        .iter()
+        .filter_map(|k| session[*k].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn trace_logs_of_a_whole_session_hold_no_secret() {
+    let mut provider = Provider::start(&[("DEV_ACCESS_TOKEN_TTL", "4")]);
+    let keyring = PrivateKeyring::start();
+    let mut sb = Sandbox::new(&provider.issuer);
+    sb.set("DBUS_SESSION_BUS_ADDRESS", &keyring.address)
+        .set("LATCHKEY_LOG", "trace");
+    let mut logs = String::new();
+    let mut secrets = Vec::new();
+    let run = |sb: &Sandbox, args: &[&str], logs: &mut String| -> Run {
+        let r = sb.run(args);
+        logs.push_str(&r.stderr);
+        r
+    };
+    let expires = |sb: &Sandbox| {
+        sb.stored_session("default").unwrap()["expires_at"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // Sign-in, status, token, and a refresh with rotation.
+    assert_eq!(run(&sb, &["login"], &mut logs).code, 0, "{logs}");
+    secrets.extend(secrets_of(&sb.stored_session("default").unwrap()));
+    assert_eq!(run(&sb, &["status", "--json"], &mut logs).code, 0);
+    assert_eq!(run(&sb, &["token"], &mut logs).code, 0);
+    sleep_until(&expires(&sb));
+    assert_eq!(run(&sb, &["token"], &mut logs).code, 0, "{logs}");
+    secrets.extend(secrets_of(&sb.stored_session("default").unwrap()));
+
+    // A 5xx on refresh, then the recovery.
+    sleep_until(&expires(&sb));
+    provider.post(
+        "/__dev/fault",
+        serde_json::json!({ "path": "/token", "status": 503, "count": 1 }),
+    );
+    assert_eq!(run(&sb, &["token"], &mut logs).code, 2);
+    assert_eq!(run(&sb, &["token"], &mut logs).code, 0);
+    secrets.extend(secrets_of(&sb.stored_session("default").unwrap()));
+
+    // Logout with revocation, then a new session that the provider ends (invalid_grant).
+    assert_eq!(run(&sb, &["logout"], &mut logs).code, 0);
+    assert_eq!(run(&sb, &["login"], &mut logs).code, 0);
+    secrets.extend(secrets_of(&sb.stored_session("default").unwrap()));
+    provider.post(
+        "/__dev/revoke_grants",
+        serde_json::json!({ "sub": "alice" }),
+    );
+    sleep_until(&expires(&sb));
+    assert_eq!(run(&sb, &["token"], &mut logs).code, 1, "{logs}");
+
+    // A third session, then the provider goes away, then the keychain locks.
+    assert_eq!(run(&sb, &["login"], &mut logs).code, 0);
+    secrets.extend(secrets_of(&sb.stored_session("default").unwrap()));
+    for request in provider.get("/__dev/token_requests").as_array().unwrap() {
+        for key in ["code", "code_verifier"] {
+            if let Some(s) = request[key].as_str() {
+                secrets.push(s.to_owned());
+            }
+        }
+    }
+    let expiry = expires(&sb);
+    provider.stop();
+    sleep_until(&expiry);
+    assert_eq!(run(&sb, &["token"], &mut logs).code, 2);
+    keyring.lock();
+    assert_eq!(run(&sb, &["status"], &mut logs).code, 2);
+
+    // The scan means something only if there was much to scan and every kind of secret is in it.
+    let codes = secrets.iter().filter(|s| s.len() < 100).count();
+    assert!(
+        secrets.len() >= 15 && codes >= 3,
+        "{} secrets",
+        secrets.len()
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the level applied: {logs}"
+    );
+    assert!(logs.lines().count() > 20, "{logs}");
+    for secret in &secrets {
+        assert!(
+            secret.len() >= 16,
+            "a secret this short would match by chance"
+        );
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret ({} chars) appears in the trace log",
+            secret.len()
+        );
+    }
+}
