@@ -12,8 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
-  APP, App, CLI, CLIENT_ID, appEnv, Provider, SCOPES, SCHEME, WORK, deadIssuer, driverEvents, keychainItems, launches,
-  readSession, setBrowser, stopStrayApps, waitFor,
+  APP, App, CLI, CLIENT_ID, appEnv, clearKeychain, Provider, SCOPES, SCHEME, WORK, deadIssuer, driverEvents, keychainItems, launches,
+  lockKeyring, readSession, setBrowser, stopStrayApps, unlockKeyring, waitFor,
 } from './lib/harness.mjs';
 
 const SIGN_IN = { timeoutMs: 60000 };
@@ -808,9 +808,7 @@ test('trace logs of a whole app session hold no secret', async () => {
       await signIn(app);
       keep(await readSession(p.issuer));
       // A locked keychain: the next refresh cannot save, and says so.
-      await execFileP('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.secrets',
-        '/org/freedesktop/secrets', 'org.freedesktop.Secret.Service.Lock',
-        'array:objpath:/org/freedesktop/secrets/collection/login']);
+      await lockKeyring();
       await waitFor('the refresh to fail on the locked keychain', () => app.notice(), { timeoutMs: 20000 });
       logs.push(app.logTail(1e6));
     });
@@ -819,6 +817,10 @@ test('trace logs of a whole app session hold no secret', async () => {
     }
   } finally {
     await p.stop();
+    // Later cases expect the keychain as they found it: unlocked, and without this session
+    // (which the locked keychain kept the app from updating).
+    await unlockKeyring();
+    await clearKeychain();
   }
   const text = logs.join('\n');
   assert.ok(secrets.size >= 10, `secrets collected: ${secrets.size}`);

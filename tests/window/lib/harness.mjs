@@ -128,6 +128,37 @@ function run(cmd, args) {
 
 export const sessionName = (issuer) => `default/${CLIENT_ID}@${issuer}`;
 
+/** Locks the login collection, as a screen lock would. Pair it with unlockKeyring. */
+export async function lockKeyring() {
+  const r = await run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.secrets',
+    '/org/freedesktop/secrets', 'org.freedesktop.Secret.Service.Lock',
+    'array:objpath:/org/freedesktop/secrets/collection/login']);
+  if (r.code !== 0 || !r.stdout.includes('collection/login')) throw new Error(`lock: ${r.stdout}${r.stderr}`);
+}
+
+/**
+ * Unlocks it again, so later cases (and suites: node runs the files in its own order) find the
+ * keychain as session.sh left it. Unlocking through the Secret Service would need a prompter on
+ * a display; a replacement daemon unlocked with session.sh's password needs none.
+ */
+export async function unlockKeyring() {
+  const env = { ...process.env };
+  delete env.DISPLAY;
+  await new Promise((resolve, reject) => {
+    const child = spawn('gnome-keyring-daemon', ['--replace', '--unlock', '--components=secrets'],
+      { env, stdio: ['pipe', 'ignore', 'ignore'] });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`gnome-keyring-daemon exited ${code}`))));
+    child.stdin.end('latchkey-e2e');
+  });
+  await waitFor('the keychain to be unlocked again', async () => {
+    const r = await run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.secrets',
+      '/org/freedesktop/secrets/collection/login', 'org.freedesktop.DBus.Properties.Get',
+      'string:org.freedesktop.Secret.Collection', 'string:Locked']);
+    return r.code === 0 && /boolean false/.test(r.stdout);
+  });
+}
+
 /** The stored session (`LK1 <gen> <n>\n<json>`, chunked across entries when long). */
 export async function readSession(issuer) {
   const name = sessionName(issuer);
@@ -143,6 +174,11 @@ export async function readSession(issuer) {
   let body = primary.slice(nl + 1);
   for (let i = 1; i < Number(count); i++) body += await lookup(`${name}#${gen}.${i}`);
   return JSON.parse(body);
+}
+
+/** Removes everything stored under the keychain service `latchkey`. */
+export async function clearKeychain() {
+  await run('secret-tool', ['clear', 'service', 'latchkey']);
 }
 
 /** Everything stored under the keychain service `latchkey`. */
@@ -164,7 +200,8 @@ export function appEnv(issuer, extra = {}) {
     DRIVER_DELIVER: APP,
     DRIVER_LOG,
     DRIVER_SCREENSHOT_DIR: ARTIFACTS,
-    LATCHKEY_LOG: 'info',
+    // Debug: a failing case prints the app's log tail, which should say where it stopped.
+    LATCHKEY_LOG: 'debug',
     // Keep GTK from starting desktop portals on the test bus.
     GTK_USE_PORTAL: '0',
   };
@@ -263,7 +300,11 @@ export class App {
   phase() { return this.exec('return document.body.dataset.phase'); }
 
   async waitPhase(phase, opts) {
-    await waitFor(`phase ${phase}`, async () => (await this.phase()) === phase, opts);
+    // Report the phase last seen, not just "false", so a timeout says where the app got stuck.
+    let seen;
+    await waitFor(`phase ${phase}`, async () => (seen = await this.phase()) === phase, opts).catch((e) => {
+      throw new Error(`${e.message}; the page's phase was ${JSON.stringify(seen)}`);
+    });
   }
 
   /** Visible text of an element, or null when it is hidden or absent. */
