@@ -4,7 +4,8 @@
 //! the pushed one) names it by its RFC 7638 thumbprint (`dpop_jkt`, §10); every token request
 //! (code, refresh, device polling) and every userinfo call then carries a proof signed with it
 //! (§4), made per request by [`ProofClient`], which wraps the core's HTTP client. The key lives
-//! with the session in the keychain and nowhere else: its `Debug` shows only the thumbprint.
+//! with the session in the keychain, and beside its fresh token in the token cache (see
+//! [`token_cache`](crate::token_cache)); nowhere else. Its `Debug` shows only the thumbprint.
 //!
 //! The elliptic-curve maths and ECDSA are RustCrypto's `p256`; only the JWS compact form
 //! (`base64url(header).base64url(claims).base64url(r || s)`, RFC 7515 §7.1, RFC 7518 §3.4) is

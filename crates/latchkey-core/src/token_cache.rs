@@ -2,10 +2,16 @@
 //!
 //! kubectl and git call their credential helper on every command, and a Secret Service read is
 //! most of a `latchkey token` process's time. So next to the session, the core keeps **only the
-//! access token and its expiry** in a [`TokenCache`]; on Linux that is the kernel's user keyring
+//! access token and its expiry** (with the ID token, and for a DPoP-bound token the key it is
+//! bound to) in a [`TokenCache`]; on Linux that is the kernel's user keyring
 //! ([`KernelTokenCache`]): one `user` key per session, readable by its owner only, with a kernel
 //! timeout equal to the token's remaining validity, so the kernel forgets it when it would be
 //! refreshed anyway. The refresh token is never cached.
+//!
+//! The DPoP key is cached because a DPoP token is useless without it (RFC 9449 §7.1: every
+//! request carries a proof signed by the key), so `latchkey headers` would otherwise read the
+//! Secret Service on every call. Beside its token, in the same owner-only kernel key, it is no
+//! more exposed than the token it protects, and the kernel drops both at the token's expiry.
 //!
 //! The cache is kept exact by the core: every save of a session (sign-in, refresh, from the CLI or
 //! the app) rewrites it, and logout and `invalid_grant` remove it. A miss, or anything unreadable,
@@ -49,6 +55,11 @@ pub(crate) struct CachedToken {
     pub id_expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub id_fresh_until: Option<DateTime<Utc>>,
+    /// For a DPoP-bound access token, the private key it is bound to, as
+    /// [`DpopKey::secret`](crate::dpop::DpopKey) writes it: `latchkey headers` signs its proof
+    /// with it.
+    #[serde(default)]
+    pub dpop_key: Option<String>,
 }
 
 impl fmt::Debug for CachedToken {
@@ -60,6 +71,7 @@ impl fmt::Debug for CachedToken {
             .field("fresh_until", &self.fresh_until)
             .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .field("id_fresh_until", &self.id_fresh_until)
+            .field("dpop_key", &self.dpop_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -193,6 +205,7 @@ mod tests {
                 id_token: Some("id-secret".into()),
                 id_expires_at: Some(now + chrono::Duration::seconds(fresh_for * 2)),
                 id_fresh_until: Some(now + chrono::Duration::seconds(fresh_for * 2 - 30)),
+                dpop_key: Some("key-secret".into()),
             },
             now,
         )
@@ -226,12 +239,11 @@ mod tests {
     }
 
     #[test]
-    fn debug_hides_the_token() {
+    fn debug_hides_the_token_and_the_key() {
         let (e, _) = entry(60);
         let debug = format!("{e:?}");
-        assert!(
-            !debug.contains("at-secret") && !debug.contains("id-secret"),
-            "{debug}"
-        );
+        for secret in ["at-secret", "id-secret", "key-secret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
     }
 }

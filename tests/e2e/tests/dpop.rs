@@ -165,6 +165,25 @@ fn dpop_binds_the_code_every_refresh_and_userinfo_to_a_key_kept_only_in_the_keyc
     // The private key is in no file (HOME, /tmp), no output and no trace log.
     let headers = seen.run(&sb, &["headers", "--url", &me_url]);
     assert_eq!(headers.code, 0, "{}", headers.stderr);
+    // The refresh filled the kernel token cache with the token and its key: no keychain read.
+    assert!(
+        headers
+            .stderr
+            .contains("DPoP token and key served from the token cache"),
+        "{}",
+        headers.stderr
+    );
+    // Without the cache, the key comes from the keychain, and the headers are the same kind.
+    sb.set("LATCHKEY_TOKEN_CACHE", "off");
+    let uncached = seen.run(&sb, &["headers", "--url", &me_url]);
+    sb.unset("LATCHKEY_TOKEN_CACHE");
+    assert_eq!(uncached.code, 0, "{}", uncached.stderr);
+    assert!(!uncached.stderr.contains("served from the token cache"));
+    assert_eq!(
+        uncached.stdout.lines().next(),
+        headers.stdout.lines().next(),
+        "the same DPoP token"
+    );
     assert!(
         seen.0.contains("TRACE") || seen.0.contains("DEBUG"),
         "the log level applied"

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Latchkey, Session};
-use crate::dpop::ResourceHeaders;
+use crate::dpop::{DpopKey, ResourceHeaders};
 use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::session::{AccessToken, jwt_payload, short_hash};
 use crate::token_cache::CachedToken;
@@ -184,8 +184,8 @@ impl Latchkey {
     /// The header lines for calling a resource at `url` with `method` (`latchkey headers`): the
     /// current access token (refreshed first when needed, as [`token`](Self::token)) as
     /// `Authorization: Bearer`, or for a DPoP-bound token `Authorization: DPoP` plus a fresh
-    /// proof for that method and URL with `ath` (RFC 9449 §7.1). The token cache holds no key, so
-    /// a DPoP token costs a keychain read here.
+    /// proof for that method and URL with `ath` (RFC 9449 §7.1). A fresh DPoP token is served
+    /// from the token cache with its key, like a bearer token: no keychain read.
     pub async fn resource_headers(&self, method: &str, url: &str) -> Result<ResourceHeaders> {
         if !crate::dpop::valid_method(method) {
             return Err(Error::config(format!(
@@ -199,6 +199,19 @@ impl Latchkey {
                 sanitize(url)
             )));
         }
+        if let Some(entry) = self.cached_entry()
+            && entry.access_fresh(self.now())
+            && entry.token_type == "DPoP"
+            && let Some(key) = entry.dpop_key.as_deref().and_then(DpopKey::from_secret)
+        {
+            tracing::debug!("DPoP token and key served from the token cache");
+            let token = header_safe(&entry.access_token)?;
+            let proof = key.proof(method, url, Some(token), None, self.now())?;
+            return Ok(ResourceHeaders {
+                authorization: format!("DPoP {token}"),
+                dpop: Some(proof),
+            });
+        }
         let info = self.token(TokenOptions::default()).await?;
         if !info.token_type.eq_ignore_ascii_case("dpop") {
             return header_safe(info.token.secret()).map(|t| ResourceHeaders {
@@ -206,7 +219,7 @@ impl Latchkey {
                 dpop: None,
             });
         }
-        // The key lives with the session in the keychain only; `token` just made sure the
+        // A miss: the key is read with the session from the keychain; `token` just made sure the
         // session's token is valid, so this refreshes only if another process changed it since.
         let session = self.valid_session().await?;
         let token = header_safe(&session.access_token)?;
@@ -349,6 +362,11 @@ impl Latchkey {
                 id_token: id.map(|(t, _, _)| t.to_owned()),
                 id_expires_at: id.map(|(_, e, _)| e),
                 id_fresh_until: id.map(|(_, _, f)| f),
+                dpop_key: session
+                    .dpop_key
+                    .as_ref()
+                    .filter(|_| token_type_of(session) == "DPoP")
+                    .map(DpopKey::secret),
             };
             cache.put(&self.cache_key(), &entry.to_bytes(), ttl.unsigned_abs())
         };
