@@ -625,6 +625,7 @@ ${Object.entries(out).map(([k, v]) => `<p><strong>${esc(k)}</strong>: <span clas
         // in a Latchkey log. This admin API listens on loopback only.
         code: params.code,
         code_verifier: params.code_verifier,
+        device_code: params.device_code,
         has_client_secret: clientAuthOf(ctx) !== 'none',
         client_auth: clientAuthOf(ctx),
         status: ctx.status,

@@ -17,6 +17,8 @@ pub use serde_json::Value;
 
 mod lemon;
 pub use lemon::{LEMON_EMAIL, LEMON_NAME, LEMON_USER, Lemon, LemonOptions, shown};
+mod running;
+pub use running::{Running, approve_device};
 
 pub const CLIENT_ID: &str = "latchkey-desktop";
 pub const SCOPES: &str = "openid profile email offline_access api:read";
@@ -671,12 +673,17 @@ impl Sandbox {
     /// The stored session, read from the real Secret Service with `secret-tool`, on the
     /// sandbox's session bus.
     pub fn stored_session(&self, profile: &str) -> Option<Value> {
+        self.stored_session_of(CLIENT_ID, profile)
+    }
+
+    /// [`stored_session`](Self::stored_session) of another client of the same issuer.
+    pub fn stored_session_of(&self, client_id: &str, profile: &str) -> Option<Value> {
         let bus = self
             .env
             .iter()
             .find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS")
             .map(|(_, v)| v.as_str());
-        read_vault(&self.entry_name(profile), |name| {
+        read_vault(&format!("{profile}/{client_id}@{}", self.issuer), |name| {
             secret_lookup_on(bus, name)
         })
     }
