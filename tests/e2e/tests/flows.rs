@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use latchkey_e2e::*;
