@@ -15,6 +15,8 @@ fn secrets_of(session: &Value) -> Vec<String> {
     ["access_token", "refresh_token", "id_token", "dpop_key"]
         .iter()
         .filter_map(|k| session[*k].as_str().map(str::to_owned))
+        // The implicit flow's session holds no access or refresh token: empty strings.
+        .filter(|s| !s.is_empty())
         .collect()
 }
 
