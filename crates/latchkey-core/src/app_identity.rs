@@ -36,7 +36,7 @@ pub struct AppIdentity {
     /// The folder name under the user's config, cache and runtime directories, e.g. `latchkey`
     /// gives `~/.config/latchkey/config.toml` on Linux.
     pub dir_name: &'static str,
-    /// The folder of the managed file on Windows (`%ProgramData%\<name>`) and macOS
+    /// The folder of the managed file on Windows (`<ProgramData known folder>\<name>`) and macOS
     /// (`/Library/Application Support/<name>`); on other Unixes the managed file is
     /// `/etc/<dir_name>/config.toml`.
     pub managed_dir_name: &'static str,
@@ -45,6 +45,21 @@ pub struct AppIdentity {
     pub env_prefix: &'static str,
     /// The HTTP `User-Agent` sent to providers, e.g. `latchkey/0.1.0`.
     pub user_agent: &'static str,
+}
+
+/// The system's ProgramData folder, from the known-folder API (`SHGetKnownFolderPath` with
+/// `FOLDERID_ProgramData`), never from `%ProgramData%`: that is an environment variable, which
+/// any user can set for their own processes to move the managed file into a folder they control,
+/// and so unlock every key. `C:\ProgramData` only if the API fails.
+#[cfg(windows)]
+fn program_data() -> PathBuf {
+    known_folders::get_known_folder_path(known_folders::KnownFolder::ProgramData)
+        .unwrap_or_else(|| PathBuf::from("C:\\ProgramData"))
+}
+
+#[cfg(not(windows))]
+fn program_data() -> PathBuf {
+    PathBuf::from("C:\\ProgramData")
 }
 
 impl AppIdentity {
@@ -71,17 +86,8 @@ impl AppIdentity {
     /// The managed, system-wide config file for this OS.
     pub fn managed_file(&self) -> Option<PathBuf> {
         if cfg!(windows) {
-            // TODO(windows): %ProgramData% is an environment variable, which a user can set for
-            // their own processes and so move the managed file to a folder they control. The
-            // system's own answer is the known-folder API, SHGetKnownFolderPath(FOLDERID_ProgramData,
-            // KF_FLAG_DEFAULT, None) then CoTaskMemFree on the returned string. Calling it needs
-            // the `windows` (or `windows-sys`) crate as a direct dependency (features
-            // Win32_UI_Shell, Win32_System_Com) and an `unsafe` block, which this workspace
-            // forbids (`unsafe_code = "forbid"`); so it waits for a decision on both. Until then
-            // a release build on Windows trusts %ProgramData%, falling back to C:\ProgramData.
-            let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
             Some(
-                PathBuf::from(base)
+                program_data()
                     .join(self.managed_dir_name)
                     .join("config.toml"),
             )
@@ -176,6 +182,37 @@ mod tests {
                 user.display()
             );
         }
+    }
+
+    /// Finding 1 of issue 8: `%ProgramData%` is the user's to set, so it must not move the
+    /// managed file. The variable is set for a child run of this test binary (the edition-2024
+    /// `set_var` is unsafe, and this workspace forbids unsafe code), which prints its answer.
+    #[cfg(windows)]
+    #[test]
+    fn the_program_data_variable_does_not_move_the_managed_file() {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .env("ProgramData", "C:\\Users\\Public\\Mine")
+            .args(["--exact", "app_identity::tests::print_managed_file"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .output()
+            .expect("child test run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("managed file: "))
+            .expect("the child printed its managed file");
+        let here = AppIdentity::TEST.managed_file().expect("managed file");
+        assert_eq!(PathBuf::from(line), here);
+        assert!(!line.starts_with("C:\\Users"), "{line}");
+    }
+
+    /// Run by the test above, in a child process with `ProgramData` set.
+    #[cfg(windows)]
+    #[test]
+    #[ignore = "run by the_program_data_variable_does_not_move_the_managed_file"]
+    fn print_managed_file() {
+        let path = AppIdentity::TEST.managed_file().expect("managed file");
+        println!("managed file: {}", path.display());
     }
 
     #[test]
