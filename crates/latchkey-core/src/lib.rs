@@ -49,6 +49,7 @@ mod auth;
 pub mod browser;
 pub mod clock;
 pub mod config;
+pub mod deep_link;
 mod discovery;
 mod dpop;
 mod error;

@@ -1,6 +1,10 @@
-//! Incoming redirect URLs. Arguments are hostile input: anyone can start the app with any argv.
-//! Nothing here interprets a URL; every candidate goes to `Latchkey::resume`, which accepts only
-//! the response to the sign-in this process started, once, in time.
+//! Incoming redirect URLs from an app's argv (deep links on a custom scheme). Arguments are
+//! hostile input: anyone can start the app with any argv. Nothing here interprets a URL; every
+//! candidate goes to [`Latchkey::resume`](crate::Latchkey::resume), which accepts only the
+//! response to the sign-in this process started, once, in time.
+//!
+//! Pure logic over `url`, with no Tauri: the Tauri plugin uses it as its `links` module, and
+//! `tests/fuzz` fuzzes it.
 
 use url::Url;
 
