@@ -54,6 +54,9 @@ mod discovery;
 mod dpop;
 mod error;
 mod flow;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod grants;
 pub mod http;
 mod lock;
