@@ -199,6 +199,7 @@ const main = async () => {
 
     fs.writeFileSync(path.join(SEEDS, 'fixture.json'), `${JSON.stringify({
       issuer, client_id: CLIENT_ID, now, nonce: NONCE, code: hybridCode, access_token: tokens1.access_token,
+      scheme: new URL(SCHEME_REDIRECT).protocol.slice(0, -1),
       metadata, jwks: JSON.parse(jwksRaw),
     }, null, 2)}\n`);
     console.log(`seeds written to ${path.relative(ROOT, SEEDS)} from ${issuer}`);

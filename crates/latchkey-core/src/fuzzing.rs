@@ -24,9 +24,6 @@ use crate::auth::fuzzing::{Answer, World};
 use crate::discovery::{self, Provider};
 use crate::{AppIdentity, config, deep_link, flow, loopback, store};
 
-/// The scheme of the dev provider's app client (`tests/provider/server.mjs`).
-pub const SCHEME: &str = "com.example.latchkey";
-
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     thread_local! {
         static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
@@ -80,6 +77,8 @@ struct FixtureFile {
     nonce: String,
     code: String,
     access_token: String,
+    /// The app's redirect scheme at that provider.
+    scheme: String,
     metadata: serde_json::Value,
     jwks: serde_json::Value,
 }
@@ -111,6 +110,7 @@ impl Fixture {
                     &f.nonce,
                     &f.code,
                     &f.access_token,
+                    &f.scheme,
                 ),
             }
         })
@@ -318,7 +318,7 @@ pub fn config(data: &[u8]) {
 /// <count>\n` and the first bytes), then the chunks its header names, in order. Read as a
 /// session; then saved over (which reads the old header too) and read back, then deleted.
 pub fn vault(data: &[u8]) {
-    const NAME: &str = "default/latchkey-desktop@http://127.0.0.1:3000";
+    const NAME: &str = "default/desktop-app@http://127.0.0.1:3000";
     let memory = store::MemoryStore::new(1024);
     let mut parts = data.split(|b| *b == 0);
     let primary = parts.next().unwrap_or_default();
@@ -354,21 +354,21 @@ pub fn vault(data: &[u8]) {
     );
 }
 
-/// An app's argv, split at NULs (after the program name): what the app hands `resume`, whose
-/// first step is the redirect parsing.
-pub fn deep_link(data: &[u8]) {
+/// An app's argv, split at NULs (after the program name), for an app whose redirect scheme is
+/// `scheme`: what the app hands `resume`, whose first step is the redirect parsing.
+pub fn deep_link(scheme: &str, data: &[u8]) {
     let all = text(data);
-    let args: Vec<String> = std::iter::once("latchkey-app")
+    let args: Vec<String> = std::iter::once("desktop-app")
         .chain(all.split('\0'))
         .map(str::to_owned)
         .collect();
     let _ = deep_link::check_scheme(&args[1]);
-    let delivered = deep_link::plugin_delivers(&args, SCHEME);
-    let stray = deep_link::stray_args(&args, SCHEME);
+    let delivered = deep_link::plugin_delivers(&args, scheme);
+    let stray = deep_link::stray_args(&args, scheme);
     assert!(stray.len() <= deep_link::MAX_URLS);
     assert!(!delivered || stray.is_empty());
     for url in &stray {
-        assert!(deep_link::is_ours(url, SCHEME));
+        assert!(deep_link::is_ours(url, scheme));
     }
     // The plugin delivers the lone URL itself; both end in `resume`.
     let urls = if delivered { &args[1..2] } else { &stray[..] };

@@ -9,4 +9,7 @@
 use latchkey_core::fuzzing;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| fuzzing::deep_link(data));
+/// The dev provider's app scheme (tests/provider/server.mjs), which the seeds use.
+const SCHEME: &str = "com.example.latchkey";
+
+fuzz_target!(|data: &[u8]| fuzzing::deep_link(SCHEME, data));

@@ -83,6 +83,7 @@ impl World {
         nonce: &str,
         code: &str,
         access_token: &str,
+        scheme: &str,
     ) -> Self {
         // An unknown `kid` must not send the fuzzer to the network for a fresh JWKS.
         provider.jwks_refetched_at = Some(now);
@@ -96,9 +97,7 @@ impl World {
             profile: crate::config::DEFAULT_PROFILE.into(),
             login_timeout: Duration::from_secs(300),
             extra_auth_params: Default::default(),
-            post_logout_redirect_uri: Some(
-                Url::parse("com.example.latchkey:/logout").expect("fixed URL"),
-            ),
+            post_logout_redirect_uri: Url::parse(&format!("{scheme}:/logout")).ok(),
             scope_descriptions: Default::default(),
             store: crate::config::StoreChoice::Auto,
             git_hosts: Vec::new(),
