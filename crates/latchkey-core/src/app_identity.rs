@@ -150,8 +150,8 @@ impl AppIdentity {
         Ok(())
     }
 
-    /// An identity for the core's own tests.
-    #[cfg(test)]
+    /// An identity for the core's own tests and fuzzers.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) const TEST: AppIdentity = AppIdentity {
         product_name: "Core Test",
         keychain_service: "core-test",

@@ -45,6 +45,8 @@ mod checks;
 mod client_auth;
 mod device;
 mod end_session;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
 mod hybrid;
 mod implicit;
 mod par;
@@ -573,15 +575,15 @@ impl Latchkey {
         redirect_uri: &Url,
         dpop: Option<&crate::dpop::DpopKey>,
     ) -> Result<CoreTokenResponse> {
-        client
-            .exchange_code(code)
-            .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
-            .set_pkce_verifier(verifier)
-            .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(redirect_uri.clone())))
-            // With DPoP, the redemption carries a proof of the key the request named (RFC 9449 §5).
-            .request_async(&self.proof_client(dpop)?)
-            .await
-            .map_err(|e| token_error(&e).context("redeeming the sign-in code"))
+        // With DPoP, the redemption carries a proof of the key the request named (RFC 9449 §5).
+        redeem_with(
+            client,
+            code,
+            verifier,
+            redirect_uri,
+            &self.proof_client(dpop)?,
+        )
+        .await
     }
 
     /// Stores a sign-in's new session and records how long it took.
@@ -914,36 +916,10 @@ impl Latchkey {
         let sender = self
             .proof_client(session.dpop_key.as_ref())?
             .presenting(&token);
-        let info: UserInfo = request.request_async(&sender).await.map_err(|e| {
-            use openidconnect::UserInfoError as U;
-            match e {
-                U::Request(h) => transient_http("fetching your profile", &h),
-                U::ClaimsVerification(openidconnect::ClaimsVerificationError::InvalidSubject(
-                    _,
-                )) => Error::new(
-                    ErrorKind::ProviderInvalid,
-                    "the provider's profile answer is for a different user than the ID token (OIDC Core 5.3.2); it was not used",
-                ),
-                U::ClaimsVerification(c) => Error::new(
-                    ErrorKind::ProviderInvalid,
-                    format!(
-                        "the provider's profile answer failed validation ({}); sign-in rejected",
-                        sanitize(&c.to_string())
-                    ),
-                ),
-                U::Response(status, _, _) => Error::new(
-                    ErrorKind::ProviderInvalid,
-                    format!(
-                        "fetching your profile: the provider answered HTTP {}",
-                        status.as_u16()
-                    ),
-                ),
-                _ => Error::new(
-                    ErrorKind::ProviderInvalid,
-                    "fetching your profile: the provider's answer is invalid",
-                ),
-            }
-        })?;
+        let info: UserInfo = request
+            .request_async(&sender)
+            .await
+            .map_err(userinfo_error)?;
         Ok(Some(Profile::from_userinfo(&info)))
     }
 
@@ -1679,10 +1655,65 @@ impl Sends {
     }
 }
 
+/// [`Latchkey::redeem`] over `http`: oauth2's request and its parsing of the answer, with the
+/// errors mapped by [`token_error`]. The fuzzer (`tests/fuzz`) gives it a fake HTTP client.
+async fn redeem_with<'c, C>(
+    client: &'c Client,
+    code: AuthorizationCode,
+    verifier: openidconnect::PkceCodeVerifier,
+    redirect_uri: &Url,
+    http: &'c C,
+) -> Result<CoreTokenResponse>
+where
+    C: openidconnect::AsyncHttpClient<'c, Error = HttpError>,
+{
+    client
+        .exchange_code(code)
+        .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
+        .set_pkce_verifier(verifier)
+        .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(redirect_uri.clone())))
+        .request_async(http)
+        .await
+        .map_err(|e| token_error(&e).context("redeeming the sign-in code"))
+}
+
 fn shown(endpoint: Option<&str>) -> String {
     match endpoint {
         Some(e) => format!("`{}`", sanitize(e)),
         None => "none".into(),
+    }
+}
+
+/// A failed userinfo request or response (OIDC Core §5.3), as [`Latchkey::fetch_userinfo`]
+/// reports it.
+fn userinfo_error(e: openidconnect::UserInfoError<HttpError>) -> Error {
+    use openidconnect::UserInfoError as U;
+    match e {
+        U::Request(h) => transient_http("fetching your profile", &h),
+        U::ClaimsVerification(openidconnect::ClaimsVerificationError::InvalidSubject(_)) => {
+            Error::new(
+                ErrorKind::ProviderInvalid,
+                "the provider's profile answer is for a different user than the ID token (OIDC Core 5.3.2); it was not used",
+            )
+        }
+        U::ClaimsVerification(c) => Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider's profile answer failed validation ({}); sign-in rejected",
+                sanitize(&c.to_string())
+            ),
+        ),
+        U::Response(status, _, _) => Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "fetching your profile: the provider answered HTTP {}",
+                status.as_u16()
+            ),
+        ),
+        _ => Error::new(
+            ErrorKind::ProviderInvalid,
+            "fetching your profile: the provider's answer is invalid",
+        ),
     }
 }
 

@@ -473,24 +473,40 @@ impl Sources {
         paths: &Paths,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let mut env_layers = Vec::new();
-        for (suffix, key) in ENV_KEYS {
-            let var = paths.identity.var(suffix);
-            let Some(value) = env(&var).filter(|v| !v.trim().is_empty()) else {
-                continue;
-            };
-            let mut s = Settings::default();
-            set_from_text(&mut s, key, value).map_err(|e| Error::config(format!("${var}: {e}")))?;
-            env_layers.push((Source::Env(var), s));
-        }
         Ok(Self {
             flags,
-            env: env_layers,
+            env: env_layers(&paths.identity, env)?,
             user: read_file(paths.user_file.as_deref(), None)?,
             user_path: paths.user_file.clone(),
             system: read_file(paths.system_file.as_deref(), Some(&paths.identity))?,
             system_path: paths.system_file.clone(),
             identity: paths.identity,
+        })
+    }
+
+    /// [`load`](Self::load) with the files' texts given instead of read (`None`: no file), for
+    /// the fuzzer: the same parsing, checks and merge, without the file system (and so without
+    /// the managed file's ownership check).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn from_texts(
+        flags: Settings,
+        identity: &AppIdentity,
+        env: &dyn Fn(&str) -> Option<String>,
+        user: Option<&str>,
+        system: Option<&str>,
+    ) -> Result<Self> {
+        let user_path = PathBuf::from("/fuzz/user.toml");
+        let system_path = PathBuf::from("/fuzz/managed.toml");
+        Ok(Self {
+            flags,
+            env: env_layers(identity, env)?,
+            user: user.map(|t| parse_file(t, &user_path, false)).transpose()?,
+            user_path: Some(user_path),
+            system: system
+                .map(|t| parse_file(t, &system_path, true))
+                .transpose()?,
+            system_path: Some(system_path),
+            identity: *identity,
         })
     }
 
@@ -745,6 +761,30 @@ pub fn parse_params(text: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(out)
 }
 
+/// The settings the `<PREFIX>_*` variables set, one layer per variable.
+fn env_layers(
+    identity: &AppIdentity,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(Source, Settings)>> {
+    let mut env_layers = Vec::new();
+    for (suffix, key) in ENV_KEYS {
+        let var = identity.var(suffix);
+        let Some(value) = env(&var).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let mut s = Settings::default();
+        set_from_text(&mut s, key, value).map_err(|e| Error::config(format!("${var}: {e}")))?;
+        env_layers.push((Source::Env(var), s));
+    }
+    Ok(env_layers)
+}
+
+/// Sets one key from a flag's text, as a command line does (the fuzzer's flags).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn set_flag(s: &mut Settings, key: &str, value: String) -> Result<(), String> {
+    set_from_text(s, key, value)
+}
+
 /// Reads a config file; `managed` is the identity whose OS location it is read for, when it is the
 /// managed file.
 fn read_file(path: Option<&Path>, managed: Option<&AppIdentity>) -> Result<Option<FileSchema>> {
@@ -774,14 +814,20 @@ fn read_file(path: Option<&Path>, managed: Option<&AppIdentity>) -> Result<Optio
     }
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(cannot_read)?;
-    let file: FileSchema = toml::from_str(&text).map_err(|e| {
+    parse_file(&text, path, managed.is_some()).map(Some)
+}
+
+/// Parses a config file's text, read from `path` (for messages); `managed`: the system-wide
+/// managed file, the only one whose `locked` is honoured.
+fn parse_file(text: &str, path: &Path, managed: bool) -> Result<FileSchema> {
+    let file: FileSchema = toml::from_str(text).map_err(|e| {
         Error::config(format!(
             "{}: {}; fix the file or remove it",
             path.display(),
             e.message()
         ))
     })?;
-    if managed.is_none() && !file.locked.is_empty() {
+    if !managed && !file.locked.is_empty() {
         return Err(Error::config(format!(
             "{}: `locked` is only honoured in the system-wide managed file; remove it",
             path.display()
@@ -796,7 +842,7 @@ fn read_file(path: Option<&Path>, managed: Option<&AppIdentity>) -> Result<Optio
             )));
         }
     }
-    Ok(Some(file))
+    Ok(file)
 }
 
 /// Who besides root may own the managed file and its folder: nobody for the OS's managed

@@ -319,7 +319,7 @@ pub(crate) async fn get_json(
     })
 }
 
-fn parse_jwks(raw: &serde_json::Value) -> Result<CoreJsonWebKeySet> {
+pub(crate) fn parse_jwks(raw: &serde_json::Value) -> Result<CoreJsonWebKeySet> {
     serde_json::from_value(raw.clone()).map_err(|e| {
         invalid(format!(
             "the provider's key set is invalid ({})",
@@ -402,9 +402,9 @@ pub(crate) fn minimal_metadata(issuer: &str) -> serde_json::Value {
     })
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl Provider {
-    /// A provider built from raw metadata and a key set, for unit tests.
+    /// A provider built from raw metadata and a key set, for unit tests and the fuzzers.
     pub(crate) fn for_tests(raw_metadata: serde_json::Value, jwks: CoreJsonWebKeySet) -> Self {
         let issuer = raw_metadata["issuer"]
             .as_str()
@@ -425,9 +425,9 @@ impl Provider {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl Discovery {
-    /// Makes `provider` the current metadata, so tests need no network.
+    /// Makes `provider` the current metadata, so tests (and the fuzzers) need no network.
     pub(crate) fn seed_for_tests(&self, provider: Provider) {
         *self.current.blocking_lock() = Some(Arc::new(provider));
     }

@@ -49,10 +49,14 @@ mod auth;
 pub mod browser;
 pub mod clock;
 pub mod config;
+pub mod deep_link;
 mod discovery;
 mod dpop;
 mod error;
 mod flow;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod grants;
 pub mod http;
 mod lock;

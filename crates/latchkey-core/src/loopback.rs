@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use url::Url;
@@ -110,11 +110,9 @@ async fn serve(mut stream: TcpStream, redirect_uri: Url) -> Option<CallbackReque
     let read = tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream, &redirect_uri)).await;
     let request = match read {
         Ok(Ok(Read::Callback { target, form })) => {
-            let mut url = redirect_uri;
-            url.set_query(target.split_once('?').map(|(_, q)| q));
             return Some(CallbackRequest {
                 stream,
-                url: url.to_string(),
+                url: callback_url(redirect_uri, &target),
                 form,
             });
         }
@@ -136,6 +134,12 @@ async fn serve(mut stream: TcpStream, redirect_uri: Url) -> Option<CallbackReque
     None
 }
 
+/// The redirect URL a request for `target` (the redirect path, maybe with a query) stands for.
+pub(crate) fn callback_url(mut redirect_uri: Url, target: &str) -> String {
+    redirect_uri.set_query(target.split_once('?').map(|(_, q)| q));
+    redirect_uri.to_string()
+}
+
 impl CallbackRequest {
     /// Answers the browser with a small page and closes the connection.
     pub async fn finish(mut self, ok: bool, title: &str, detail: &str) {
@@ -145,7 +149,8 @@ impl CallbackRequest {
 }
 
 /// What one connection sent.
-enum Read {
+#[derive(Debug)]
+pub(crate) enum Read {
     /// A GET (`form: None`) or form POST to the redirect path.
     Callback {
         target: String,
@@ -156,8 +161,12 @@ enum Read {
 }
 
 /// Reads the request head, and a POST's body: at most [`MAX_FORM_BODY`] bytes, announced by
-/// `Content-Length`, of type `application/x-www-form-urlencoded`, in UTF-8.
-async fn read_request(stream: &mut TcpStream, redirect_uri: &Url) -> std::io::Result<Read> {
+/// `Content-Length`, of type `application/x-www-form-urlencoded`, in UTF-8. Generic over the
+/// stream so the fuzzer (`tests/fuzz`) can feed it bytes from memory.
+pub(crate) async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    redirect_uri: &Url,
+) -> std::io::Result<Read> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     // Only the bytes just read (and the 3 before them) can complete the blank line that ends the

@@ -359,13 +359,13 @@ pub(crate) struct Vault {
     timeout: Duration,
 }
 
-struct Header {
-    generation: String,
-    count: usize,
+pub(crate) struct Header {
+    pub generation: String,
+    pub count: usize,
     body_start: usize,
 }
 
-fn parse_header(blob: &[u8]) -> Option<Header> {
+pub(crate) fn parse_header(blob: &[u8]) -> Option<Header> {
     let end = blob.iter().position(|b| *b == b'\n')?;
     let line = std::str::from_utf8(&blob[..end]).ok()?;
     let mut parts = line.split(' ');
@@ -384,7 +384,7 @@ fn parse_header(blob: &[u8]) -> Option<Header> {
     })
 }
 
-fn chunk_name(name: &str, generation: &str, i: usize) -> String {
+pub(crate) fn chunk_name(name: &str, generation: &str, i: usize) -> String {
     format!("{name}#{generation}.{i}")
 }
 
@@ -396,6 +396,27 @@ pub(crate) enum Stored<T = Vec<u8>> {
     /// There is an entry, but it cannot be read back (unknown header, a missing chunk). Not a
     /// keychain outage: deleting or overwriting the entry is the cure.
     Damaged(Error),
+}
+
+/// [`Vault::read`] on the calling thread: the primary entry's header, then its chunks.
+pub(crate) fn read_from(store: &dyn SecretStore, name: &str) -> Result<Stored> {
+    let Some(primary) = store.get(name).map_err(keychain_error)? else {
+        return Ok(Stored::Missing);
+    };
+    let Some(header) = parse_header(&primary) else {
+        return Ok(damaged("the stored session is in an unknown format"));
+    };
+    let mut data = primary[header.body_start..].to_vec();
+    for i in 1..header.count {
+        let Some(chunk) = store
+            .get(&chunk_name(name, &header.generation, i))
+            .map_err(keychain_error)?
+        else {
+            return Ok(damaged("part of the stored session is missing"));
+        };
+        data.extend_from_slice(&chunk);
+    }
+    Ok(Stored::Present(data))
 }
 
 fn damaged(message: &str) -> Stored {
@@ -463,67 +484,14 @@ impl Vault {
     /// that cannot be reached fails.
     pub(crate) async fn read(&self, name: &str) -> Result<Stored> {
         let name = name.to_owned();
-        self.run("reading the session", move |store| {
-            let Some(primary) = store.get(&name).map_err(keychain_error)? else {
-                return Ok(Stored::Missing);
-            };
-            let Some(header) = parse_header(&primary) else {
-                return Ok(damaged("the stored session is in an unknown format"));
-            };
-            let mut data = primary[header.body_start..].to_vec();
-            for i in 1..header.count {
-                let Some(chunk) = store
-                    .get(&chunk_name(&name, &header.generation, i))
-                    .map_err(keychain_error)?
-                else {
-                    return Ok(damaged("part of the stored session is missing"));
-                };
-                data.extend_from_slice(&chunk);
-            }
-            Ok(Stored::Present(data))
-        })
-        .await
+        self.run("reading the session", move |store| read_from(store, &name))
+            .await
     }
 
     pub(crate) async fn save(&self, name: &str, data: Vec<u8>) -> Result<()> {
         let name = name.to_owned();
         self.run("saving the session", move |store| {
-            let old = store.get(&name).map_err(keychain_error)?;
-            let old_header = old.as_deref().and_then(parse_header);
-            let generation = openidconnect::CsrfToken::new_random_len(9).into_secret();
-            let max = store.max_secret_len();
-            let head_len = MAGIC.len() + 1 + generation.len() + 4 + 1;
-            if max <= head_len + 16 {
-                return Err(Error::internal(
-                    "keychain entries are too small to hold a session",
-                ));
-            }
-            let first_len = (max - head_len).min(data.len());
-            let rest = &data[first_len..];
-            let chunks: Vec<&[u8]> = rest.chunks(max).collect();
-            let count = 1 + chunks.len();
-            if count > 64 {
-                return Err(Error::new(
-                    ErrorKind::Keychain,
-                    "the session is too large for the keychain",
-                ));
-            }
-            for (i, chunk) in chunks.iter().enumerate() {
-                store
-                    .set(&chunk_name(&name, &generation, i + 1), chunk)
-                    .map_err(keychain_error)?;
-            }
-            let mut primary = format!("{MAGIC} {generation} {count}\n").into_bytes();
-            primary.extend_from_slice(&data[..first_len]);
-            store.set(&name, &primary).map_err(keychain_error)?;
-            if let Some(h) = old_header {
-                for i in 1..h.count {
-                    // Leftovers of the previous generation are unreachable; failing to delete
-                    // them only wastes space.
-                    let _ = store.delete(&chunk_name(&name, &h.generation, i));
-                }
-            }
-            Ok(())
+            save_to(store, &name, &data)
         })
         .await
     }
@@ -535,22 +503,68 @@ impl Vault {
     pub(crate) async fn delete(&self, name: &str) -> Result<bool> {
         let name = name.to_owned();
         self.run("deleting the session", move |store| {
-            let header = store
-                .get(&name)
-                .map_err(keychain_error)?
-                .as_deref()
-                .and_then(parse_header);
-            let deleted = store.delete(&name).map_err(keychain_error)?;
-            if let Some(h) = &header {
-                for i in 1..h.count {
-                    // Unreachable now; failing to delete one only wastes space.
-                    let _ = store.delete(&chunk_name(&name, &h.generation, i));
-                }
-            }
-            Ok(deleted)
+            delete_from(store, &name)
         })
         .await
     }
+}
+
+/// [`Vault::save`] on the calling thread: the chunks of a new generation, then the primary
+/// entry, then the previous generation's chunks are deleted.
+pub(crate) fn save_to(store: &dyn SecretStore, name: &str, data: &[u8]) -> Result<()> {
+    let old = store.get(name).map_err(keychain_error)?;
+    let old_header = old.as_deref().and_then(parse_header);
+    let generation = openidconnect::CsrfToken::new_random_len(9).into_secret();
+    let max = store.max_secret_len();
+    let head_len = MAGIC.len() + 1 + generation.len() + 4 + 1;
+    if max <= head_len + 16 {
+        return Err(Error::internal(
+            "keychain entries are too small to hold a session",
+        ));
+    }
+    let first_len = (max - head_len).min(data.len());
+    let rest = &data[first_len..];
+    let chunks: Vec<&[u8]> = rest.chunks(max).collect();
+    let count = 1 + chunks.len();
+    if count > 64 {
+        return Err(Error::new(
+            ErrorKind::Keychain,
+            "the session is too large for the keychain",
+        ));
+    }
+    for (i, chunk) in chunks.iter().enumerate() {
+        store
+            .set(&chunk_name(name, &generation, i + 1), chunk)
+            .map_err(keychain_error)?;
+    }
+    let mut primary = format!("{MAGIC} {generation} {count}\n").into_bytes();
+    primary.extend_from_slice(&data[..first_len]);
+    store.set(name, &primary).map_err(keychain_error)?;
+    if let Some(h) = old_header {
+        for i in 1..h.count {
+            // Leftovers of the previous generation are unreachable; failing to delete
+            // them only wastes space.
+            let _ = store.delete(&chunk_name(name, &h.generation, i));
+        }
+    }
+    Ok(())
+}
+
+/// [`Vault::delete`] on the calling thread.
+pub(crate) fn delete_from(store: &dyn SecretStore, name: &str) -> Result<bool> {
+    let header = store
+        .get(name)
+        .map_err(keychain_error)?
+        .as_deref()
+        .and_then(parse_header);
+    let deleted = store.delete(name).map_err(keychain_error)?;
+    if let Some(h) = &header {
+        for i in 1..h.count {
+            // Unreachable now; failing to delete one only wastes space.
+            let _ = store.delete(&chunk_name(name, &h.generation, i));
+        }
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -38,7 +38,8 @@
 //! - [`state`]: the controller (window states, timers, silent refresh).
 //! - [`commands`]: what the window may invoke; `permissions/default.toml` grants them all.
 //! - [`models`]: the view model; no field can hold a token.
-//! - [`links`]: incoming URLs from argv (hostile input).
+//! - [`links`]: incoming URLs from argv (hostile input); `latchkey_core::deep_link`, kept in the
+//!   core so it can be fuzzed without Tauri (`tests/fuzz`).
 //! - [`platform`]: per-OS scheme registration and webview tuning.
 //!
 //! The window's JavaScript API is `guest-js/index.js` (plain ES, no bundler needed).
@@ -52,10 +53,11 @@ use tauri::{AppHandle, Manager, Runtime};
 mod browser;
 pub mod commands;
 pub mod error;
-pub mod links;
 pub mod models;
 pub mod platform;
 pub mod state;
+
+pub use latchkey_core::deep_link as links;
 
 pub use error::UiError;
 pub use latchkey_core::AppIdentity;

@@ -1,6 +1,10 @@
-//! Incoming redirect URLs. Arguments are hostile input: anyone can start the app with any argv.
-//! Nothing here interprets a URL; every candidate goes to `Latchkey::resume`, which accepts only
-//! the response to the sign-in this process started, once, in time.
+//! Incoming redirect URLs from an app's argv (deep links on a custom scheme). Arguments are
+//! hostile input: anyone can start the app with any argv. Nothing here interprets a URL; every
+//! candidate goes to [`Latchkey::resume`](crate::Latchkey::resume), which accepts only the
+//! response to the sign-in this process started, once, in time.
+//!
+//! Pure logic over `url`, with no Tauri: the Tauri plugin uses it as its `links` module, and
+//! `tests/fuzz` fuzzes it.
 
 use url::Url;
 
@@ -60,7 +64,7 @@ mod tests {
     fn schemes_are_checked() {
         assert!(check_scheme("com.acme.signin").is_ok());
         for bad in [
-            "latchkey",
+            "myapp",
             "Com.Acme",
             "com.acme:x",
             "",
@@ -71,10 +75,10 @@ mod tests {
         }
     }
 
-    const S: &str = "com.example.latchkey";
+    const S: &str = "com.example.app";
 
     fn argv(a: &[&str]) -> Vec<String> {
-        std::iter::once("latchkey-app")
+        std::iter::once("my-app")
             .chain(a.iter().copied())
             .map(str::to_owned)
             .collect()
@@ -82,35 +86,32 @@ mod tests {
 
     #[test]
     fn the_os_form_is_left_to_the_plugin() {
-        let a = argv(&["com.example.latchkey:/callback?code=x&state=y"]);
+        let a = argv(&["com.example.app:/callback?code=x&state=y"]);
         assert!(plugin_delivers(&a, S));
         assert!(stray_args(&a, S).is_empty());
     }
 
     #[test]
     fn malformed_and_crowded_arguments_still_reach_resume() {
-        let a = argv(&["com.example.latchkey://[::1"]);
+        let a = argv(&["com.example.app://[::1"]);
         assert!(!plugin_delivers(&a, S));
-        assert_eq!(stray_args(&a, S), ["com.example.latchkey://[::1"]);
-        let a = argv(&["--flag", "COM.EXAMPLE.LATCHKEY:/callback?state=1"]);
-        assert_eq!(
-            stray_args(&a, S),
-            ["COM.EXAMPLE.LATCHKEY:/callback?state=1"]
-        );
+        assert_eq!(stray_args(&a, S), ["com.example.app://[::1"]);
+        let a = argv(&["--flag", "COM.EXAMPLE.APP:/callback?state=1"]);
+        assert_eq!(stray_args(&a, S), ["COM.EXAMPLE.APP:/callback?state=1"]);
     }
 
     #[test]
     fn other_arguments_are_ignored() {
         assert!(stray_args(&argv(&["https://evil.example/?code=1"]), S).is_empty());
-        assert!(stray_args(&argv(&["com.example.latchkeyx:/cb"]), S).is_empty());
-        assert!(stray_args(&argv(&["com.example.latchke"]), S).is_empty());
+        assert!(stray_args(&argv(&["com.example.appx:/cb"]), S).is_empty());
+        assert!(stray_args(&argv(&["com.example.ap"]), S).is_empty());
         assert!(stray_args(&argv(&["é"]), S).is_empty());
         assert!(stray_args(&argv(&[]), S).is_empty());
     }
 
     #[test]
     fn a_flood_is_capped() {
-        let many: Vec<&str> = std::iter::repeat_n("com.example.latchkey:x", 50).collect();
+        let many: Vec<&str> = std::iter::repeat_n("com.example.app:x", 50).collect();
         assert_eq!(stray_args(&argv(&many), S).len(), MAX_URLS);
     }
 }
