@@ -307,6 +307,22 @@ export class App {
     });
   }
 
+  /**
+   * Waits until the window shows `profile` signed in. Use it, not `waitPhase('signedIn')`, after
+   * an action taken while signed in (adding an account): that phase still holds from the account
+   * already shown, so it would be "reached" before the new sign-in even starts.
+   */
+  async waitSignedIn(profile, opts) {
+    let seen;
+    const shown = async () => {
+      seen = { phase: await this.phase(), profile: await this.visibleText('#id-profile') };
+      return seen.phase === 'signedIn' && seen.profile === profile;
+    };
+    await waitFor(`${profile} signed in`, shown, opts).catch((e) => {
+      throw new Error(`${e.message}; the page showed ${JSON.stringify(seen)}`);
+    });
+  }
+
   /** Visible text of an element, or null when it is hidden or absent. */
   visibleText(css) {
     return this.exec(`const el = document.querySelector(arguments[0]);
