@@ -74,13 +74,7 @@ fn trace_logs_of_a_whole_session_hold_no_secret() {
     // A third session, then the provider goes away, then the keychain locks.
     assert_eq!(run(&sb, &["login"], &mut logs).code, 0);
     secrets.extend(secrets_of(&sb.stored_session("default").unwrap()));
-    for request in provider.get("/__dev/token_requests").as_array().unwrap() {
-        for key in ["code", "code_verifier", "device_code"] {
-            if let Some(s) = request[key].as_str() {
-                secrets.push(s.to_owned());
-            }
-        }
-    }
+    secrets.extend(provider_secrets(&provider));
     let expiry = expires(&sb);
     provider.stop();
     sleep_until(&expiry);

@@ -119,23 +119,12 @@ impl Latchkey {
 
     /// A valid access token with its type and expiry, as `options` asks.
     pub async fn token(&self, options: TokenOptions) -> Result<TokenInfo> {
-        let min_valid =
-            chrono::Duration::from_std(options.min_valid).unwrap_or(chrono::Duration::MAX);
-        // Without a minimum, "valid" is what the session's own rules say (margin, refresh floor).
-        // Checked: the minimum can be any number, and chrono's `+` panics on overflow.
-        let lasts = |expires_at: DateTime<Utc>| {
-            options.min_valid.is_zero()
-                || self
-                    .now()
-                    .checked_add_signed(min_valid)
-                    .is_some_and(|t| t < expires_at)
-        };
         // `reject_token` drops the cache entry, so a hit is never a refused token: the marker
         // file is read on a miss only, keeping file I/O off the hot path.
         if !options.force_refresh
             && let Some(entry) = self.cached_entry()
             && entry.access_fresh(self.now())
-            && lasts(entry.expires_at)
+            && self.lasts(options, entry.expires_at)
         {
             tracing::debug!("access token served from the token cache");
             return Ok(TokenInfo {
@@ -144,6 +133,30 @@ impl Latchkey {
                 expires_at: entry.expires_at,
             });
         }
+        let session = self.current_session(options).await?;
+        Ok(TokenInfo {
+            token_type: token_type_of(&session).into(),
+            token: AccessToken::from(session.access_token),
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// Whether a token expiring at `expires_at` stays valid as long as `options` asks. Without
+    /// a minimum, "valid" is what the session's own rules say (margin, refresh floor).
+    fn lasts(&self, options: TokenOptions, expires_at: DateTime<Utc>) -> bool {
+        // Checked: the minimum can be any number, and chrono's `+` panics on overflow.
+        options.min_valid.is_zero()
+            || chrono::Duration::from_std(options.min_valid)
+                .ok()
+                .and_then(|d| self.now().checked_add_signed(d))
+                .is_some_and(|t| t < expires_at)
+    }
+
+    /// The token cache's miss path of [`token`](Self::token): the stored session, refreshed when
+    /// `options` (or a refused token) asks for it, and put back in the cache.
+    async fn current_session(&self, options: TokenOptions) -> Result<Session> {
+        let min_valid =
+            chrono::Duration::from_std(options.min_valid).unwrap_or(chrono::Duration::MAX);
         let refused = self.take_refusal();
         let force = options.force_refresh || refused.is_some();
         let session = if force {
@@ -161,7 +174,7 @@ impl Latchkey {
         } else {
             let session = self.valid_session().await?;
             has_access_token(&session)?;
-            if lasts(session.expires_at) {
+            if self.lasts(options, session.expires_at) {
                 session
             } else {
                 // Not worth a refresh when the provider's tokens never live that long.
@@ -169,23 +182,19 @@ impl Latchkey {
                 self.refresh_session(Some(&session.access_token)).await?
             }
         };
-        if !lasts(session.expires_at) {
+        if !self.lasts(options, session.expires_at) {
             check_lifetime(&session, min_valid)?;
         }
         // A miss (first use, a cache that was off or dropped by the kernel) fills it again.
         self.cache_token(&session);
-        Ok(TokenInfo {
-            token_type: token_type_of(&session).into(),
-            token: AccessToken::from(session.access_token),
-            expires_at: session.expires_at,
-        })
+        Ok(session)
     }
 
     /// The header lines for calling a resource at `url` with `method` (`latchkey headers`): the
     /// current access token (refreshed first when needed, as [`token`](Self::token)) as
     /// `Authorization: Bearer`, or for a DPoP-bound token `Authorization: DPoP` plus a fresh
-    /// proof for that method and URL with `ath` (RFC 9449 §7.1). A fresh DPoP token is served
-    /// from the token cache with its key, like a bearer token: no keychain read.
+    /// proof for that method and URL with `ath` (RFC 9449 §7.1). A fresh token is served from the
+    /// token cache, a DPoP one with its key: no keychain read.
     pub async fn resource_headers(&self, method: &str, url: &str) -> Result<ResourceHeaders> {
         if !crate::dpop::valid_method(method) {
             return Err(Error::config(format!(
@@ -199,44 +208,44 @@ impl Latchkey {
                 sanitize(url)
             )));
         }
-        if let Some(entry) = self.cached_entry()
-            && entry.access_fresh(self.now())
-            && entry.token_type == "DPoP"
-            && let Some(key) = entry.dpop_key.as_deref().and_then(DpopKey::from_secret)
-        {
-            tracing::debug!("DPoP token and key served from the token cache");
-            let token = header_safe(&entry.access_token)?;
-            let proof = key.proof(method, url, Some(token), None, self.now())?;
-            return Ok(ResourceHeaders {
-                authorization: format!("DPoP {token}"),
-                dpop: Some(proof),
-            });
+        if let Some(entry) = self.cached_entry().filter(|e| e.access_fresh(self.now())) {
+            if entry.token_type != "DPoP" {
+                tracing::debug!("access token served from the token cache");
+                return self.headers(&entry.access_token, None, method, url);
+            }
+            if let Some(key) = entry.dpop_key.as_deref().and_then(DpopKey::from_secret) {
+                tracing::debug!("DPoP token and key served from the token cache");
+                return self.headers(&entry.access_token, Some(&key), method, url);
+            }
         }
-        let info = self.token(TokenOptions::default()).await?;
-        if !info.token_type.eq_ignore_ascii_case("dpop") {
-            return header_safe(info.token.secret()).map(|t| ResourceHeaders {
-                authorization: format!("Bearer {t}"),
-                dpop: None,
-            });
-        }
-        // A miss: the key is read with the session from the keychain; `token` just made sure the
-        // session's token is valid, so this refreshes only if another process changed it since.
-        let session = self.valid_session().await?;
-        let token = header_safe(&session.access_token)?;
-        let Some(key) = session
+        // A miss: the key comes with the session from the keychain.
+        let session = self.current_session(TokenOptions::default()).await?;
+        let key = session
             .dpop_key
             .as_ref()
-            .filter(|_| token_type_of(&session) == "DPoP")
-        else {
-            return Ok(ResourceHeaders {
+            .filter(|_| token_type_of(&session) == "DPoP");
+        self.headers(&session.access_token, key, method, url)
+    }
+
+    /// `Authorization: Bearer <token>`, or with the token's DPoP key `Authorization: DPoP` and
+    /// its proof for `method` and `url`.
+    fn headers(
+        &self,
+        token: &str,
+        key: Option<&DpopKey>,
+        method: &str,
+        url: &str,
+    ) -> Result<ResourceHeaders> {
+        let token = header_safe(token)?;
+        Ok(match key {
+            None => ResourceHeaders {
                 authorization: format!("Bearer {token}"),
                 dpop: None,
-            });
-        };
-        let proof = key.proof(method, url, Some(token), None, self.now())?;
-        Ok(ResourceHeaders {
-            authorization: format!("DPoP {token}"),
-            dpop: Some(proof),
+            },
+            Some(key) => ResourceHeaders {
+                authorization: format!("DPoP {token}"),
+                dpop: Some(key.proof(method, url, Some(token), None, self.now())?),
+            },
         })
     }
 
