@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::http::{HttpClient, HttpError};
-use crate::session::Endpoints;
 
 pub const CACHE_TTL: Duration = Duration::hours(1);
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::seconds(60);
@@ -110,6 +109,24 @@ struct CacheFile {
     jwks: serde_json::Value,
 }
 
+/// The provider endpoints that receive a session's secrets: the token endpoint (the refresh
+/// token, RFC 6749 §6), the revocation endpoint (RFC 7009 §2.1) and the end-session endpoint
+/// (the ID token as `id_token_hint`, OIDC RP-Initiated Logout §2). Kept with the session in the
+/// keychain because the discovery cache on disk is writable by any process of this user,
+/// including one that cannot read the keychain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Endpoints {
+    pub token: String,
+    #[serde(default)]
+    pub revocation: Option<String>,
+    #[serde(default)]
+    pub end_session: Option<String>,
+    /// The userinfo endpoint, which gets the access token. `None` in sessions stored before it
+    /// was recorded, and for a provider without one.
+    #[serde(default)]
+    pub userinfo: Option<String>,
+}
+
 /// Fetches and caches one issuer's metadata.
 #[derive(Debug)]
 pub(crate) struct Discovery {
@@ -136,7 +153,7 @@ fn invalid(message: String) -> Error {
 
 impl Discovery {
     pub(crate) fn new(issuer: &str, cache_dir: Option<PathBuf>) -> Self {
-        let name = crate::session::short_hash(issuer, 12);
+        let name = crate::util::short_hash(issuer, 12);
         Self {
             issuer: issuer.to_owned(),
             cache_file: cache_dir.map(|d| d.join("providers").join(format!("{name}.json"))),

@@ -27,8 +27,6 @@ use p256::elliptic_curve::Generate as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::clock::Clock;
-use crate::config::UseChoice;
-use crate::discovery::Provider;
 use crate::error::{Error, Result, sanitize};
 use crate::http::{HttpClient, HttpError};
 
@@ -41,29 +39,6 @@ const JTI_BYTES: usize = 16;
 
 /// The longest `DPoP-Nonce` kept: the server's value goes into every later proof.
 const MAX_NONCE: usize = 512;
-
-/// Whether this sign-in uses DPoP: `auto` when the provider lists ES256 in
-/// `dpop_signing_alg_values_supported` (RFC 9449 §5.1), `always` insists, `never` never.
-/// Decided before any browser opens, like `par`.
-pub(crate) fn wanted(choice: UseChoice, provider: &Provider) -> Result<bool> {
-    let algs = provider
-        .extra()
-        .dpop_signing_alg_values_supported
-        .as_deref();
-    let offered = algs.is_some_and(|a| a.iter().any(|x| x == ALG));
-    match choice {
-        UseChoice::Never => Ok(false),
-        UseChoice::Auto => Ok(offered),
-        UseChoice::Always if offered => Ok(true),
-        UseChoice::Always => Err(Error::config(match algs {
-            None => "`dpop` is always, but the provider offers no DPoP (no dpop_signing_alg_values_supported); set dpop to auto or never".to_owned(),
-            Some(a) => format!(
-                "`dpop` is always, but the provider's DPoP does not offer ES256 (dpop_signing_alg_values_supported: {}); set dpop to auto or never",
-                sanitize(&a.join(" "))
-            ),
-        })),
-    }
-}
 
 /// A DPoP key pair. The private half is only ever serialized into the stored session (see
 /// [`secret`](Self::secret)); `Debug` shows the public thumbprint.

@@ -44,11 +44,12 @@
 //! # Ok(()) }
 //! ```
 
+mod account;
 mod app_identity;
-mod auth;
 pub mod browser;
 pub mod clock;
 pub mod config;
+mod context;
 pub mod deep_link;
 mod discovery;
 mod dpop;
@@ -61,20 +62,26 @@ mod grants;
 pub mod http;
 mod lock;
 pub mod loopback;
+mod oauth;
 mod picture;
+mod ports;
+mod provider_checks;
 mod session;
+mod signin;
 pub mod store;
 pub mod token_cache;
+mod util;
 mod verify;
 
+pub use account::Latchkey;
 pub use app_identity::AppIdentity;
-pub use auth::{
-    DeviceSignIn, IMPLICIT_WARNING, Latchkey, LoginNotice, Logout, Ports, SignIn, Timing,
-    TokenInfo, TokenOptions,
-};
 pub use discovery::ExtraMetadata;
 pub use dpop::ResourceHeaders;
 pub use error::{Error, ErrorKind, Remedy, Result};
 pub use grants::{Grant, GrantKind, GrantSource, Grants, MAX_GRANT_VALUE, MAX_GRANTS};
 pub use picture::{MAX_PICTURE, Picture};
+pub use ports::Ports;
+pub use session::logout::Logout;
+pub use session::tokens::{TokenInfo, TokenOptions};
 pub use session::{AccessToken, AccessTokenClaims, Identity, MAX_CACHED_PICTURE, describe_scope};
+pub use signin::{DeviceSignIn, IMPLICIT_WARNING, LoginNotice, SignIn, Timing};

@@ -20,9 +20,10 @@ use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use tokio::io::{AsyncRead, ReadBuf};
 use url::Url;
 
-use crate::auth::fuzzing::{Answer, World};
+mod world;
 use crate::discovery::{self, Provider};
 use crate::{AppIdentity, config, deep_link, flow, loopback, store};
+use world::{Answer, World};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     thread_local! {
@@ -53,7 +54,7 @@ fn fuzz_key() -> &'static CoreEdDsaPrivateSigningKey {
     static KEY: OnceLock<CoreEdDsaPrivateSigningKey> = OnceLock::new();
     KEY.get_or_init(|| {
         CoreEdDsaPrivateSigningKey::from_ed25519_pem(
-            include_str!("../testdata/ed25519.pem"),
+            include_str!("../../testdata/ed25519.pem"),
             Some(JsonWebKeyId::new("fuzz-ed".into())),
         )
         .expect("the test key")

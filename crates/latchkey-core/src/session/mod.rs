@@ -7,8 +7,19 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod build;
+pub(crate) mod cache;
+pub(crate) mod logout;
+pub(crate) mod picture_cache;
+pub(crate) mod profile;
+pub(crate) mod refresh;
+pub(crate) mod repo;
+pub(crate) mod tokens;
+
+use crate::discovery::Endpoints;
 use crate::grants::{GrantSource, Grants};
 use crate::picture::Picture;
+use crate::util::jwt_payload;
 
 /// An access token. `Debug` is redacted; get the value with [`AccessToken::secret`].
 #[derive(Clone, PartialEq, Eq)]
@@ -121,24 +132,6 @@ impl fmt::Debug for CachedPicture {
             .field("base64_len", &self.data.len())
             .finish()
     }
-}
-
-/// The provider endpoints that receive a session's secrets: the token endpoint (the refresh
-/// token, RFC 6749 §6), the revocation endpoint (RFC 7009 §2.1) and the end-session endpoint
-/// (the ID token as `id_token_hint`, OIDC RP-Initiated Logout §2). Kept with the session in the
-/// keychain because the discovery cache on disk is writable by any process of this user,
-/// including one that cannot read the keychain.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Endpoints {
-    pub token: String,
-    #[serde(default)]
-    pub revocation: Option<String>,
-    #[serde(default)]
-    pub end_session: Option<String>,
-    /// The userinfo endpoint, which gets the access token. `None` in sessions stored before it
-    /// was recorded, and for a provider without one.
-    #[serde(default)]
-    pub userinfo: Option<String>,
 }
 
 /// Identity claims kept for display and for the OIDC Core §12.2 checks after a refresh.
@@ -377,31 +370,6 @@ impl Identity {
 
 fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-}
-
-/// The payload of a JWT, decoded **without verification**: only for display, and for an access
-/// token's `exp` when the token response omits `expires_in`.
-pub(crate) fn jwt_payload(token: &str) -> Option<serde_json::Value> {
-    use base64::Engine as _;
-    let mut parts = token.split('.');
-    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// A short, stable, file- and keychain-safe name for `text`: hex of the first `bytes` of its
-/// SHA-256.
-pub(crate) fn short_hash(text: &str, bytes: usize) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(text.as_bytes())[..bytes]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Roles, groups and permissions a JWT access token claims (top-level claims only; see

@@ -1,16 +1,38 @@
 //! The session layer's side of [`crate::fuzzing`]: a signed-in world with no network, keychain
 //! or real clock, and the real token, userinfo and ID token code run over a fake HTTP answer.
-//! A child of `auth`, so it reaches the private functions it drives without widening them.
+//! It drives the crate's own protocol functions (`pub(crate)`) directly.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use openidconnect::http::{HeaderValue, StatusCode, header};
-use openidconnect::{AccessToken, HttpRequest, HttpResponse, PkceCodeVerifier};
+use openidconnect::{
+    AccessToken, AuthorizationCode, HttpRequest, HttpResponse, Nonce, PkceCodeVerifier,
+    SubjectIdentifier,
+};
+use url::Url;
 
-use super::*;
+use crate::browser::BrowserLauncher;
+use crate::clock::Clock;
+use crate::config::{Config, FlowChoice};
+use crate::context::Client;
+use crate::discovery::Provider;
 use crate::dpop::DpopKey;
+use crate::flow::ResponseMode;
+use crate::http::HttpError;
+use crate::oauth::client_auth::ClientAuth;
+use crate::oauth::token::redeem_with;
+use crate::oauth::userinfo::{Profile, UserInfo, userinfo_error};
+use crate::session::build::{merge_profile, session_from_response};
+use crate::session::{Claims, Session};
+use crate::signin::{hybrid, policy};
 use crate::store::MemoryStore;
+use crate::util::jwt_payload;
+use crate::verify::{self, NonceCheck};
+use crate::{AppIdentity, Latchkey, Ports};
 
 /// The HTTP answer the fuzzer chose, whatever the request was.
 #[derive(Debug)]
@@ -117,8 +139,11 @@ impl World {
             identity: AppIdentity::TEST,
         };
         let latchkey = Latchkey::new(config, ports);
-        latchkey.discovery.seed_for_tests(provider.clone());
-        let client = latchkey.client(&provider).expect("the fixture's client");
+        latchkey.ctx.discovery.seed_for_tests(provider.clone());
+        let client = latchkey
+            .ctx
+            .client(&provider)
+            .expect("the fixture's client");
         let previous = Session {
             v: 1,
             issuer,
@@ -186,10 +211,15 @@ impl World {
             (NonceCheck::Equals(&self.nonce), None)
         };
         let dpop = dpop.then_some(&self.dpop);
-        let Ok(session) = self
-            .latchkey
-            .session_from_response(&self.provider, &response, nonce, previous, dpop)
-            .await
+        let Ok(session) = session_from_response(
+            &self.latchkey.ctx,
+            &self.provider,
+            &response,
+            nonce,
+            previous,
+            dpop,
+        )
+        .await
         else {
             return;
         };
@@ -225,7 +255,7 @@ impl World {
         let Ok(token) = hybrid::front_channel_id_token(text) else {
             return;
         };
-        let client_id = &self.latchkey.config.client_id;
+        let client_id = &self.latchkey.ctx.config.client_id;
         let claims = if front {
             let code = with_code.then_some(&self.code);
             verify::verify_front_channel(
@@ -282,18 +312,18 @@ impl World {
                 ResponseMode::Fragment,
                 ResponseMode::FormPost,
             ] {
-                let _ = browser_flow_offered(provider, flow, mode);
+                let _ = policy::browser_flow_offered(provider, flow, mode);
             }
         }
-        let _ = ClientAuth::choose(&self.latchkey.config, provider);
+        let _ = ClientAuth::choose(&self.latchkey.ctx.config, provider);
         for choice in [
             crate::config::UseChoice::Auto,
             crate::config::UseChoice::Always,
             crate::config::UseChoice::Never,
         ] {
-            let _ = dpop::wanted(choice, provider);
+            let _ = policy::dpop_wanted(choice, provider);
         }
-        let _ = self.latchkey.client(provider);
+        let _ = self.latchkey.ctx.client(provider);
     }
 
     /// A session the core built must survive the keychain: stored, read back, shown.

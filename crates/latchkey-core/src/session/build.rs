@@ -1,0 +1,117 @@
+//! A [`Session`] from a token response (RFC 6749 §5.1, §6), built in one place: the token type,
+//! the verified ID token's claims, the granted scopes, the lifetime and the bound endpoints.
+
+use std::sync::Arc;
+
+use openidconnect::core::{CoreIdToken, CoreTokenResponse};
+use openidconnect::{OAuth2TokenResponse, TokenResponse};
+
+use crate::context::Context;
+use crate::discovery::Provider;
+use crate::dpop::DpopKey;
+use crate::error::{Error, ErrorKind, Result};
+use crate::oauth::id_token;
+use crate::oauth::token::{access_token_expiry, check_token_type};
+use crate::session::{Claims, Session};
+use crate::util::jwt_exp;
+use crate::verify::{self, NonceCheck, VerifyError};
+
+/// Validates a token response and builds the session it describes. `dpop` is the key the
+/// request's proof was signed with, if it had one.
+pub(crate) async fn session_from_response(
+    ctx: &Context,
+    provider: &Arc<Provider>,
+    response: &CoreTokenResponse,
+    nonce: NonceCheck<'_>,
+    previous: Option<&Session>,
+    dpop: Option<&DpopKey>,
+) -> Result<Session> {
+    let bound = check_token_type(response.token_type().as_ref(), dpop.is_some())?;
+    // RFC 9449 §5: a Bearer answer to a request with a proof is a plain Bearer token; the
+    // key is then of no use and is not kept.
+    let dpop_key = dpop.filter(|_| bound).cloned();
+    let now = ctx.now();
+    let access = response.access_token();
+    let claims = match (response.id_token(), previous) {
+        (Some(id_token), _) => {
+            let claims =
+                id_token::verify_with_rotation(ctx, provider, id_token, access, nonce, now).await?;
+            if let Some(prev) = previous {
+                verify::check_refreshed(&prev.claims, &claims).map_err(VerifyError::into_error)?;
+                merge_profile(claims, &prev.claims)
+            } else {
+                claims
+            }
+        }
+        // §12.2: a refresh response need not carry an ID token.
+        (None, Some(prev)) => prev.claims.clone(),
+        (None, None) => {
+            return Err(Error::new(
+                ErrorKind::ProviderInvalid,
+                "the provider returned no ID token; is `openid` among the scopes?",
+            ));
+        }
+    };
+    let requested = previous
+        .map(|p| p.requested_scopes.clone())
+        .unwrap_or_else(|| ctx.config.scopes.clone());
+    // RFC 6749 §5.1: no `scope` means the requested scopes were granted; §6: a refresh
+    // without `scope` keeps the original grant.
+    let granted = match response.scopes() {
+        Some(s) => s.iter().map(|s| s.to_string()).collect(),
+        None => previous
+            .map(|p| p.granted_scopes.clone())
+            .unwrap_or_else(|| requested.clone()),
+    };
+    let expires_at = access_token_expiry(now, response.expires_in(), jwt_exp(access.secret()));
+    Ok(Session {
+        v: 1,
+        issuer: ctx.config.issuer.clone(),
+        client_id: ctx.config.client_id.clone(),
+        profile: ctx.config.profile.clone(),
+        access_token: access.secret().clone(),
+        expires_at,
+        issued_at: Some(now),
+        // RFC 6749 §6: the provider MAY issue a new refresh token; otherwise keep the old one.
+        refresh_token: response
+            .refresh_token()
+            .map(|t| t.secret().clone())
+            .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
+        id_token: response
+            .id_token()
+            .map(CoreIdToken::to_string)
+            .or_else(|| previous.and_then(|p| p.id_token.clone())),
+        requested_scopes: requested,
+        granted_scopes: granted,
+        claims,
+        signed_in_at: previous.map(|p| p.signed_in_at).unwrap_or(now),
+        // Bound at sign-in and kept through refreshes; a session stored before they were
+        // recorded is refreshed with fresh metadata (provider_for) and bound to it here.
+        endpoints: previous
+            .and_then(|p| p.endpoints.clone())
+            .or_else(|| Some(provider.endpoints())),
+        // How it was signed in stays through refreshes; a new sign-in sets its own.
+        flow: previous
+            .map(|p| p.flow.clone())
+            .unwrap_or_else(|| "code".into()),
+        token_type: Some(if bound { "DPoP" } else { "Bearer" }.into()),
+        dpop_jkt: dpop_key.as_ref().map(|k| k.thumbprint().to_owned()),
+        dpop_key,
+        par: previous.is_some_and(|p| p.par),
+        picture: previous.and_then(|p| p.picture.clone()),
+    })
+}
+
+/// Keeps profile claims a refreshed ID token omits (providers often put them only in userinfo).
+pub(crate) fn merge_profile(mut fresh: Claims, previous: &Claims) -> Claims {
+    fresh.name = fresh.name.or_else(|| previous.name.clone());
+    fresh.email = fresh.email.or_else(|| previous.email.clone());
+    fresh.email_verified = fresh.email_verified.or(previous.email_verified);
+    fresh.picture = fresh.picture.or_else(|| previous.picture.clone());
+    fresh.preferred_username = fresh
+        .preferred_username
+        .or_else(|| previous.preferred_username.clone());
+    // Only userinfo carries these; the ID token's own grants are read from it.
+    fresh.userinfo_grants = previous.userinfo_grants.clone();
+    fresh
+}

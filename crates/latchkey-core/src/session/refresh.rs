@@ -1,0 +1,236 @@
+//! Keeping the session valid: the refresh (RFC 6749 §6) under the in-process gate and the
+//! cross-process lock, with rotation handled once (RFC 9700 §4.14.2), and the endpoints bound at
+//! sign-in deciding where a refresh token may be sent.
+
+use std::sync::Arc;
+
+use openidconnect::RefreshToken;
+
+use super::{Identity, Session, build, cache, profile, repo};
+use crate::config::FlowChoice;
+use crate::context::Context;
+use crate::discovery::{Endpoints, Provider};
+use crate::error::{Error, ErrorKind, Result};
+use crate::oauth::token::token_error;
+use crate::util::shown;
+use crate::verify::NonceCheck;
+
+/// The identity, refreshing the session first when its access token has expired, with the
+/// profile fetched again from userinfo (OIDC Core §5.3) so a changed name or picture shows.
+/// Userinfo failures never fail this: the stored claims are used.
+pub(crate) async fn status(ctx: &Context) -> Result<Identity> {
+    let (session, refreshed) = valid_session_noting_refresh(ctx).await?;
+    if refreshed {
+        // The refresh fetched userinfo already.
+        return Ok(repo::identity_of(ctx, &session));
+    }
+    Ok(repo::identity_of(
+        ctx,
+        &profile::update_profile(ctx, session).await,
+    ))
+}
+
+/// Refreshes now, even if the access token is still valid.
+pub(crate) async fn refresh(ctx: &Context) -> Result<Identity> {
+    let session = repo::load(ctx)
+        .await?
+        .ok_or_else(|| repo::not_signed_in(ctx))?;
+    let refreshed = refresh_session(ctx, Some(&session.access_token)).await?;
+    Ok(repo::identity_of(ctx, &refreshed))
+}
+
+pub(crate) async fn valid_session(ctx: &Context) -> Result<Session> {
+    Ok(valid_session_noting_refresh(ctx).await?.0)
+}
+
+/// The valid session, and whether getting it took a refresh (here or in another process).
+pub(crate) async fn valid_session_noting_refresh(ctx: &Context) -> Result<(Session, bool)> {
+    let session = repo::load(ctx)
+        .await?
+        .ok_or_else(|| repo::not_signed_in(ctx))?;
+    if session.access_token_valid(ctx.now()) {
+        return Ok((session, false));
+    }
+    Ok((refresh_session(ctx, None).await?, true))
+}
+
+/// Refreshes under the in-process gate and the cross-process file lock. After taking both it
+/// re-reads the session: if another task or process already refreshed, that result is used,
+/// so a rotated refresh token is never sent twice (RFC 9700 §4.14.2).
+pub(crate) async fn refresh_session(
+    ctx: &Context,
+    force_replacing: Option<&str>,
+) -> Result<Session> {
+    // Held to the end, the invalid_grant delete included (which must not call `logout`: it
+    // would wait for these very locks).
+    let _exclusive = repo::exclusive(ctx).await?;
+    let session = repo::load(ctx)
+        .await?
+        .ok_or_else(|| repo::not_signed_in(ctx))?;
+    let already_fresh = match force_replacing {
+        Some(old) => session.access_token != old,
+        None => session.access_token_valid(ctx.now()),
+    };
+    if already_fresh {
+        return Ok(session);
+    }
+    let Some(refresh_token) = session.refresh_token.clone() else {
+        if session.flow == FlowChoice::Implicit.as_str() {
+            // Kept until its ID token's exp, then forgotten: nothing can renew it.
+            cache::uncache_token(ctx)?;
+            ctx.vault.delete(&ctx.session_name).await?;
+            return Err(Error::new(
+                ErrorKind::NotSignedIn,
+                "the implicit sign-in ended when its ID token expired, so it was forgotten",
+            )
+            .with_remedy(crate::Remedy::SignIn));
+        }
+        return Err(Error::new(
+            ErrorKind::NotSignedIn,
+            "the session has expired and the provider issued no refresh token",
+        )
+        .with_remedy(crate::Remedy::SignIn));
+    };
+    let provider = provider_for(ctx, &session, Sends::RefreshToken)
+        .await
+        .map_err(|e| e.context("refreshing the session"))?;
+    let client = ctx.client(&provider)?;
+    let result = client
+        .exchange_refresh_token(&RefreshToken::new(refresh_token))
+        .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
+        // RFC 9449 §5: a public client's refresh token is bound to the key; a proof each time.
+        .request_async(&ctx.proof_client(session.dpop_key.as_ref())?)
+        .await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let error = token_error(&e);
+            if error.oauth_error() == Some("invalid_grant") {
+                // The only failure that ends a session: the grant is gone at the provider.
+                cache::uncache_token(ctx)?;
+                ctx.vault.delete(&ctx.session_name).await?;
+                return Err(Error::oauth(
+                    ErrorKind::SessionExpired,
+                    "the provider ended the session (invalid_grant), so it was signed out",
+                    "invalid_grant",
+                    error.description(),
+                )
+                .with_remedy(crate::Remedy::SignIn));
+            }
+            // Any other OAuth error answer (RFC 6749 §5.2) comes again on every retry. The
+            // session is kept, since only invalid_grant says the grant is gone, but signing
+            // in again is the way out (LemonLDAP::NG answers invalid_request for a refresh
+            // token it no longer knows).
+            if error.kind() == ErrorKind::ProviderError {
+                return Err(error
+                    .context("refreshing the session (still signed in)")
+                    .with_remedy(crate::Remedy::SignIn));
+            }
+            return Err(error.context("refreshing the session (still signed in)"));
+        }
+    };
+    let mut refreshed = build::session_from_response(
+        ctx,
+        &provider,
+        &response,
+        NonceCheck::Refresh,
+        Some(&session),
+        session.dpop_key.as_ref(),
+    )
+    .await?;
+    // OIDC Core §5.3 with the new access token; a failure keeps the claims as they were.
+    profile::renew_profile(ctx, &mut refreshed).await;
+    if refreshed.issued_expired() {
+        // Used as is: the refresh floor keeps it for MIN_REFRESH_INTERVAL instead of
+        // refreshing on every call.
+        tracing::warn!(
+            "the provider issued an access token that has already expired (expires_in 0 or a past exp); it will be refreshed again in {} s at the earliest; check the provider's token lifetime and this computer's clock",
+            crate::session::MIN_REFRESH_INTERVAL.num_seconds()
+        );
+    }
+    // Saved before anyone can use it: with rotation the old refresh token is now dead.
+    repo::save_session(ctx, &refreshed)
+        .await
+        .map_err(|e| e.context("saving the refreshed session"))?;
+    cache::cache_token(ctx, &refreshed);
+    tracing::debug!("session refreshed");
+    Ok(refreshed)
+}
+
+/// The provider metadata to send this session's secrets with. The discovery cache on disk can
+/// be rewritten by any process of this user, including one that cannot read the keychain, so
+/// the endpoints recorded with the session decide: when the cached metadata names others,
+/// it is fetched again from the issuer (OIDC Discovery §4, over TLS) and used only if that
+/// agrees with the session. Otherwise nothing is sent.
+pub(crate) async fn provider_for(
+    ctx: &Context,
+    session: &Session,
+    sends: Sends,
+) -> Result<Arc<Provider>> {
+    let current = ctx.provider().await?;
+    if let Some(bound) = &session.endpoints
+        && sends.differs(bound, &current.endpoints()).is_none()
+    {
+        return Ok(current);
+    }
+    tracing::info!(
+        "the cached provider metadata does not match the session's endpoints; fetching it again"
+    );
+    let fresh = ctx.discovery.get_fresh(ctx.http()?, ctx.now()).await?;
+    let Some(bound) = &session.endpoints else {
+        // Stored before the endpoints were recorded: the issuer's own answer is used (and
+        // recorded with the refreshed session).
+        return Ok(fresh);
+    };
+    match sends.differs(bound, &fresh.endpoints()) {
+        None => Ok(fresh),
+        Some((what, at_sign_in, now)) => Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider's {what} is now {}, not {} as when you signed in, so no token was sent to it",
+                shown(now),
+                shown(at_sign_in),
+            ),
+        )
+        .with_remedy(crate::Remedy::SignIn)),
+    }
+}
+
+/// Which of a session's endpoints an operation sends secrets to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sends {
+    /// The refresh token, to the token endpoint.
+    RefreshToken,
+    /// The refresh token to the revocation endpoint, the ID token to the end-session endpoint.
+    Logout,
+}
+
+impl Sends {
+    /// The first endpoint that `now` names differently from `bound`: its name, then both values.
+    fn differs<'a>(
+        self,
+        bound: &'a Endpoints,
+        now: &'a Endpoints,
+    ) -> Option<(&'static str, Option<&'a str>, Option<&'a str>)> {
+        let pairs = match self {
+            Sends::RefreshToken => vec![(
+                "token endpoint",
+                Some(bound.token.as_str()),
+                Some(now.token.as_str()),
+            )],
+            Sends::Logout => vec![
+                (
+                    "revocation endpoint",
+                    bound.revocation.as_deref(),
+                    now.revocation.as_deref(),
+                ),
+                (
+                    "end-session endpoint",
+                    bound.end_session.as_deref(),
+                    now.end_session.as_deref(),
+                ),
+            ],
+        };
+        pairs.into_iter().find(|(_, a, b)| a != b)
+    }
+}

@@ -1,0 +1,144 @@
+//! The authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1): PKCE, `state` and `nonce`
+//! made here, the request pushed first when PAR is on (RFC 9126), and the sign-in recorded as
+//! pending until its redirect comes back.
+
+use std::borrow::Cow;
+
+use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreResponseType};
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
+use url::Url;
+
+use super::{SignIn, implicit, policy};
+use crate::config::FlowChoice;
+use crate::context::Context;
+use crate::error::{Error, ErrorKind, Result};
+use crate::flow::{Pending, ResponseMode};
+use crate::oauth::client_auth::ClientAuth;
+use crate::oauth::par;
+use crate::store::Stored;
+
+/// Starts a sign-in that will redirect to `redirect_uri`: discovery (and its issuer check)
+/// happens here, before any browser opens. The returned URL goes to the system browser.
+pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
+    // Fail before the browser opens if the session could not be stored anyway; this also
+    // opens the keychain connection so saving after the redirect is fast. A damaged entry is
+    // no obstacle: the new session replaces it.
+    if let Stored::Damaged(why) = ctx
+        .vault
+        .read(&ctx.session_name)
+        .await
+        .map_err(|e| e.context("before signing in"))?
+    {
+        tracing::debug!(%why, "a new sign-in will replace the unreadable stored session");
+    }
+    let (flow, mode) = policy::browser_flow(ctx, redirect_uri)?;
+    let provider = ctx.provider().await?;
+    policy::browser_flow_offered(&provider, flow, mode)?;
+    let client = ctx.client(&provider)?;
+    // Decided now, so a provider that cannot honour `par` fails before any browser opens.
+    let par_endpoint = policy::par_endpoint(ctx.config.par, &provider)?;
+    let dpop_key = policy::dpop_key_for(ctx, &provider)?;
+    let redirect = RedirectUrl::from_url(redirect_uri.clone());
+    // RFC 7636 §4.1: a 32-byte random verifier, S256 challenge (RFC 9700 §2.1.1).
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(32);
+    // 256 random bits each, above the 128 RFC 6749 §10.10 asks for.
+    let state = CsrfToken::new_random_len(32);
+    let nonce = Nonce::new_random_len(32);
+    let authentication_flow = match flow {
+        // OIDC Core §3.3.2.2.
+        FlowChoice::Hybrid => {
+            CoreAuthenticationFlow::Hybrid(vec![CoreResponseType::Code, CoreResponseType::IdToken])
+        }
+        // §3.2.2.1: `id_token` alone, no access token.
+        FlowChoice::Implicit => CoreAuthenticationFlow::Implicit(false),
+        _ => CoreAuthenticationFlow::AuthorizationCode,
+    };
+    let mut request = client
+        .authorize_url(
+            authentication_flow,
+            {
+                let s = state.clone();
+                move || s
+            },
+            {
+                let n = nonce.clone();
+                move || n
+            },
+        )
+        .set_redirect_uri(Cow::Owned(redirect));
+    // PKCE protects a code (RFC 7636 §1); the implicit flow has none.
+    if flow != FlowChoice::Implicit {
+        request = request.set_pkce_challenge(challenge);
+    }
+    if mode != ResponseMode::Query {
+        request = request.add_extra_param("response_mode", mode.as_str());
+    }
+    let scopes = match flow {
+        FlowChoice::Implicit => implicit::implicit_scopes(&ctx.config.scopes),
+        _ => ctx.config.scopes.clone(),
+    };
+    for scope in scopes.iter().filter(|s| *s != "openid") {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    // OIDC Core §11: offline_access is honoured only with prompt=consent, unless the
+    // configuration sets its own prompt.
+    if flow != FlowChoice::Implicit
+        && ctx.config.wants_offline_access()
+        && !ctx.config.extra_auth_params.contains_key("prompt")
+    {
+        request = request.add_prompt(CoreAuthPrompt::Consent);
+    }
+    // RFC 9449 §10: binds the code to the DPoP key, so only its holder can redeem it. A
+    // pushed request carries it too (par::push moves every parameter).
+    if let Some(key) = &dpop_key {
+        request = request.add_extra_param("dpop_jkt", key.thumbprint().to_owned());
+    }
+    for (k, v) in &ctx.config.extra_auth_params {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    let (url, _, _) = request.url();
+    let url = match par_endpoint {
+        Some(endpoint) => par::push(
+            ctx.http()?,
+            endpoint,
+            ClientAuth::choose(&ctx.config, &provider)?,
+            &ctx.config,
+            provider.metadata.authorization_endpoint().url(),
+            &url,
+        )
+        .await
+        .map_err(|e| e.context("before opening the browser"))?,
+        None => url,
+    };
+    let now = ctx.now();
+    let expires_at = now
+        + chrono::Duration::from_std(ctx.config.login_timeout)
+            .unwrap_or(chrono::Duration::minutes(5));
+    ctx.pending.insert(
+        Pending {
+            state,
+            nonce,
+            verifier,
+            redirect_uri: redirect_uri.clone(),
+            expires_at,
+            par: par_endpoint.is_some(),
+            flow,
+            mode,
+            dpop: dpop_key,
+        },
+        now,
+    );
+    Ok(SignIn {
+        url,
+        redirect_uri: redirect_uri.clone(),
+        expires_at,
+    })
+}
+
+/// Opens a URL in the system browser (or `$BROWSER`).
+pub(crate) fn open_browser(ctx: &Context, url: &Url) -> Result<()> {
+    ctx.ports
+        .browser
+        .open(url)
+        .map_err(|e| Error::new(ErrorKind::Browser, format!("cannot open the browser: {e}")))
+}

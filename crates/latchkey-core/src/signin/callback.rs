@@ -1,0 +1,138 @@
+//! The one door for redirects, whatever carried them (the CLI's loopback listener or the app's
+//! deep link): the pending sign-in is taken by `state` (once, in time), the address and the
+//! issuer (RFC 9207) are checked, then the flow's own module finishes it.
+
+use std::time::Instant;
+
+use openidconnect::AuthorizationCode;
+use url::Url;
+
+use super::{hybrid, implicit, signed_in};
+use crate::config::FlowChoice;
+use crate::context::Context;
+use crate::error::{Error, ErrorKind, Result};
+use crate::flow::{self, CallbackParams, ResponseMode};
+use crate::oauth::{token, userinfo};
+use crate::session::{Identity, build};
+use crate::verify::NonceCheck;
+
+/// The single entry point for redirects: accepts only a response to a sign-in this process
+/// started, once, in time; then redeems the code and stores the session. The response is
+/// read from the link's query, or from its fragment (the hybrid flow on a custom scheme).
+pub(crate) async fn resume(ctx: &Context, callback_url: &str) -> Result<Identity> {
+    let (url, params, mode) = flow::parse_callback(callback_url)?;
+    resume_params(ctx, url, params, mode).await
+}
+
+/// [`resume`](Self::resume) for a response the browser POSTed to `callback_url` as the
+/// `application/x-www-form-urlencoded` `body` (Form Post Response Mode §2): the loopback
+/// listener's hybrid and implicit sign-ins.
+pub(crate) async fn resume_form_post(
+    ctx: &Context,
+    callback_url: &str,
+    body: &str,
+) -> Result<Identity> {
+    let (url, params) = flow::parse_form_post(callback_url, body)?;
+    resume_params(ctx, url, params, ResponseMode::FormPost).await
+}
+
+pub(crate) async fn resume_params(
+    ctx: &Context,
+    url: Url,
+    params: CallbackParams,
+    mode: ResponseMode,
+) -> Result<Identity> {
+    let started = Instant::now();
+    let waited_before = ctx.http_waited();
+    let pending = ctx.pending.take(params.state.as_deref(), mode, ctx.now())?;
+    if !flow::same_endpoint(&url, &pending.redirect_uri) {
+        return Err(Error::new(
+            ErrorKind::ForeignCallback,
+            "the sign-in response arrived at an unexpected address; please sign in again",
+        ));
+    }
+    let provider = ctx.provider().await?;
+    // RFC 9207 §2.4: a present iss must be the issuer; a provider that promises iss must
+    // send it. This defends against mix-up attacks.
+    match &params.iss {
+        Some(iss) if iss != provider.metadata.issuer().as_str() => {
+            return Err(Error::new(
+                ErrorKind::ForeignCallback,
+                "the sign-in response came from a different provider (iss mismatch); please sign in again",
+            ));
+        }
+        // RFC 9207 §2.4: with an ID token in the response its (verified) iss claim stands in.
+        None if params.id_token.is_none()
+            && provider
+                .extra()
+                .authorization_response_iss_parameter_supported
+                == Some(true) =>
+        {
+            return Err(Error::new(
+                ErrorKind::ForeignCallback,
+                "the sign-in response lacks the iss parameter the provider promises (RFC 9207); please sign in again",
+            ));
+        }
+        _ => {}
+    }
+    // RFC 6749 §4.1.2.1.
+    if let Some(error) = &params.error {
+        // Error::oauth appends the code (`access_denied`, `invalid_scope`, …).
+        let (kind, message) = if error == "access_denied" {
+            (
+                ErrorKind::AccessDenied,
+                "sign-in was declined at the provider",
+            )
+        } else {
+            (ErrorKind::ProviderError, "the provider refused the sign-in")
+        };
+        return Err(Error::oauth(
+            kind,
+            message,
+            error,
+            params.error_description.as_deref(),
+        ));
+    }
+    match pending.flow {
+        FlowChoice::Hybrid => {
+            let session = hybrid::hybrid_session(ctx, &provider, pending, params).await?;
+            return signed_in(ctx, &session, started, waited_before).await;
+        }
+        FlowChoice::Implicit => {
+            let session = implicit::implicit_session(ctx, &provider, pending, params).await?;
+            return signed_in(ctx, &session, started, waited_before).await;
+        }
+        _ => {}
+    }
+    let Some(code) = params.code else {
+        return Err(Error::new(
+            ErrorKind::ForeignCallback,
+            "the sign-in response has no code; please sign in again",
+        ));
+    };
+
+    let client = ctx.client(&provider)?;
+    let response = token::redeem(
+        ctx,
+        &client,
+        AuthorizationCode::new(code),
+        pending.verifier,
+        &pending.redirect_uri,
+        pending.dpop.as_ref(),
+    )
+    .await?;
+    let dpop_key = pending.dpop;
+
+    let mut session = build::session_from_response(
+        ctx,
+        &provider,
+        &response,
+        NonceCheck::Equals(&pending.nonce),
+        None,
+        dpop_key.as_ref(),
+    )
+    .await?;
+    session.par = pending.par;
+    let session = userinfo::with_userinfo(ctx, &client, session).await?;
+    signed_in(ctx, &session, started, waited_before).await
+}

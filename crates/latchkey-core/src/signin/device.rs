@@ -1,0 +1,281 @@
+//! The device authorization grant (RFC 8628): for a terminal with no browser of its own. The
+//! user enters a short code at the provider's page on any other device; meanwhile this process
+//! polls the token endpoint. No browser is opened and nothing listens on a port.
+//!
+//! Same shape as the code flow: [`Latchkey::begin_device`] asks for the codes (§3.1-3.2),
+//! [`Latchkey::resume_device`] polls until the user approves or refuses, or the code expires
+//! (§3.4-3.5), then verifies the ID token (without a nonce: none is sent) and stores the session.
+//! The requests and the polling loop are `oauth2`'s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use openidconnect::core::{CoreAuthPrompt, CoreDeviceAuthorizationResponse};
+use openidconnect::{
+    DeviceAuthorizationUrl, DeviceCodeErrorResponseType, RequestTokenError, Scope,
+};
+use url::Url;
+
+use super::loopback::{self, SignInTurn};
+use super::{LoginNotice, policy};
+use crate::config::FlowChoice;
+use crate::context::Context;
+use crate::discovery::Provider;
+use crate::error::{Error, ErrorKind, Result, sanitize};
+use crate::oauth::{token::token_error, transient_http, userinfo};
+use crate::session::{Identity, build, repo};
+use crate::util::oauth_code;
+use crate::verify::NonceCheck;
+/// A device code lives at most this long here, whatever the provider's `expires_in` says.
+const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(3600);
+/// A longer `interval` is refused: the user would wait for nothing, and `oauth2` adds 5 s per
+/// `slow_down` to it without checking for overflow.
+const MAX_INTERVAL: Duration = Duration::from_secs(300);
+/// The longest `user_code` shown; real ones are 8-10 characters (RFC 8628 §6.1).
+const MAX_USER_CODE: usize = 64;
+
+/// A device sign-in waiting for the user (RFC 8628 §3.2). Show `user_code` and
+/// `verification_uri`; `verification_uri_complete` already carries the code (§3.3.1).
+#[non_exhaustive]
+pub struct DeviceSignIn {
+    pub user_code: String,
+    pub verification_uri: Url,
+    pub verification_uri_complete: Option<Url>,
+    /// The provider's `expires_in` from now, at most an hour.
+    pub expires_at: DateTime<Utc>,
+    /// Between polls: the provider's `interval`, 5 s when it sends none (§3.2).
+    pub interval: Duration,
+    lifetime: Duration,
+    /// Holds the device code, a secret: never shown or logged.
+    response: CoreDeviceAuthorizationResponse,
+    provider: Arc<Provider>,
+    /// The DPoP key every poll's proof is signed with (RFC 9449 §5).
+    dpop: Option<crate::dpop::DpopKey>,
+}
+
+impl std::fmt::Debug for DeviceSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSignIn")
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri.as_str())
+            .field("expires_at", &self.expires_at)
+            .field("interval", &self.interval)
+            .field("dpop", &self.dpop)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The CLI's device sign-in: one sign-in per profile at a time (as
+/// [`login_loopback`](Self::login_loopback)), [`LoginNotice::Device`] with the codes to
+/// show, then [`resume_device`](Self::resume_device).
+pub(crate) async fn login_device(
+    ctx: &Context,
+    mut notify: impl FnMut(LoginNotice<'_>),
+) -> Result<Identity> {
+    let _one_at_a_time = match loopback::sign_in_lock(ctx, &mut notify).await? {
+        SignInTurn::Ours(held) => held,
+        SignInTurn::Done(identity) => return Ok(*identity),
+    };
+    let sign_in = begin_device(ctx).await?;
+    notify(LoginNotice::Device { sign_in: &sign_in });
+    resume_device(ctx, sign_in).await
+}
+
+/// RFC 8628 §3.1: asks the provider for a device code and the user code to show.
+pub(crate) async fn begin_device(ctx: &Context) -> Result<DeviceSignIn> {
+    policy::flow_is(ctx, FlowChoice::Device)?;
+    // As in `begin`: a session that could not be stored fails before the user does anything.
+    if let crate::store::Stored::Damaged(why) = ctx
+        .vault
+        .read(&ctx.session_name)
+        .await
+        .map_err(|e| e.context("before signing in"))?
+    {
+        tracing::debug!(%why, "a new sign-in will replace the unreadable stored session");
+    }
+    let provider = ctx.provider().await?;
+    let Some(endpoint) = provider.extra().device_authorization_endpoint.clone() else {
+        return Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            "the provider offers no device sign-in (no device_authorization_endpoint); use the code flow",
+        ));
+    };
+    let endpoint = DeviceAuthorizationUrl::new(endpoint).map_err(|e| {
+        Error::new(
+            ErrorKind::ProviderInvalid,
+            format!("the provider's device_authorization_endpoint is not a URL ({e})"),
+        )
+    })?;
+    // Decided before any code is shown, like the code flow's before the browser opens.
+    let dpop = policy::dpop_key_for(ctx, &provider)?;
+    let client = ctx
+        .client(&provider)?
+        .set_device_authorization_url(endpoint);
+    // `openid` is added by openidconnect.
+    let mut request = client.exchange_device_code();
+    for scope in ctx.config.scopes.iter().filter(|s| *s != "openid") {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    // OIDC Core §11, as in `begin`: offline_access is honoured only with prompt=consent.
+    if ctx.config.wants_offline_access() && !ctx.config.extra_auth_params.contains_key("prompt") {
+        let consent = oauth_code(&CoreAuthPrompt::Consent);
+        request = request.add_extra_param("prompt", consent);
+    }
+    for (k, v) in &ctx.config.extra_auth_params {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    let response: CoreDeviceAuthorizationResponse = request
+        .request_async(ctx.http()?)
+        .await
+        .map_err(|e| token_error(&e).context("asking for a device code"))?;
+
+    let user_code = response.user_code().secret().clone();
+    if user_code.is_empty()
+        || user_code.chars().count() > MAX_USER_CODE
+        || user_code.chars().any(char::is_control)
+    {
+        return Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            "the provider's user_code cannot be shown (empty, too long or with control characters)",
+        ));
+    }
+    let verification_uri = checked_uri(ctx, response.verification_uri().url())?;
+    let verification_uri_complete = response
+        .verification_uri_complete()
+        .map(|u| {
+            Url::parse(u.secret())
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::ProviderInvalid,
+                        "the provider's verification_uri_complete is not a URL",
+                    )
+                })
+                .and_then(|u| checked_uri(ctx, &u))
+        })
+        .transpose()?;
+    let interval = response.interval();
+    if interval > MAX_INTERVAL {
+        return Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider asks to wait {} s between polls, more than {} s; sign-in refused",
+                interval.as_secs(),
+                MAX_INTERVAL.as_secs()
+            ),
+        ));
+    }
+    let lifetime = response.expires_in().min(MAX_DEVICE_CODE_LIFETIME);
+    let expires_at =
+        ctx.now() + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero());
+    Ok(DeviceSignIn {
+        user_code,
+        verification_uri,
+        verification_uri_complete,
+        expires_at,
+        interval,
+        lifetime,
+        response,
+        provider,
+        dpop,
+    })
+}
+
+/// RFC 8628 §3.4-3.5: polls the token endpoint every `interval` (5 s more after each
+/// `slow_down`), keeps going on `authorization_pending`, and stops on `access_denied`,
+/// `expired_token` or once `expires_in` has passed. Then the tokens are verified and stored
+/// as after any sign-in.
+pub(crate) async fn resume_device(ctx: &Context, sign_in: DeviceSignIn) -> Result<Identity> {
+    let provider = Arc::clone(&sign_in.provider);
+    let client = ctx.client(&provider)?;
+    let clock = Arc::clone(&ctx.ports.clock);
+    // A little past oauth2's own deadline (taken just after this), so the wake-up after the
+    // last sleep finds the code expired instead of polling once more.
+    let deadline = tokio::time::Instant::now() + sign_in.lifetime + Duration::from_millis(200);
+    let request = client
+        .exchange_device_access_token(&sign_in.response)
+        .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
+        .set_time_fn(move || clock.now());
+    // One client for the whole loop, so a DPoP-Nonce from one poll is used by the next.
+    let sender = ctx.proof_client(sign_in.dpop.as_ref())?;
+    let response = request
+        .request_async(
+            &sender,
+            // Never past the code's expiry: the loop then ends with expired_token.
+            move |interval| {
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + interval))
+            },
+            Some(sign_in.lifetime),
+        )
+        .await
+        .map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => {
+                let code = oauth_code(r.error());
+                let description = r.error_description().map(String::as_str);
+                match r.error() {
+                    DeviceCodeErrorResponseType::AccessDenied => Error::oauth(
+                        ErrorKind::AccessDenied,
+                        "sign-in was declined at the provider",
+                        &code,
+                        description,
+                    ),
+                    DeviceCodeErrorResponseType::ExpiredToken => Error::oauth(
+                        ErrorKind::TimedOut,
+                        "the code expired before the sign-in was approved; run the command again",
+                        &code,
+                        // Past the deadline the answer is oauth2's, not the provider's.
+                        description.filter(|_| tokio::time::Instant::now() < deadline),
+                    ),
+                    _ => Error::oauth(
+                        ErrorKind::ProviderError,
+                        format!("the provider answered `{}`", sanitize(&code)),
+                        &code,
+                        description,
+                    ),
+                }
+                .context("device sign-in")
+            }
+            RequestTokenError::Request(h) => transient_http("device sign-in", &h),
+            RequestTokenError::Parse(p, _) => Error::new(
+                ErrorKind::ProviderInvalid,
+                format!(
+                    "the provider's token response is malformed (at `{}`)",
+                    sanitize(&p.path().to_string())
+                ),
+            ),
+            RequestTokenError::Other(s) => Error::new(
+                ErrorKind::ProviderInvalid,
+                format!("the provider's token response is invalid: {}", sanitize(&s)),
+            ),
+        })?;
+    let mut session = build::session_from_response(
+        ctx,
+        &provider,
+        &response,
+        NonceCheck::NotSent,
+        None,
+        sign_in.dpop.as_ref(),
+    )
+    .await?;
+    session.flow = FlowChoice::Device.as_str().into();
+    let session = userinfo::with_userinfo(ctx, &client, session).await?;
+    super::store_new_session(ctx, &session).await?;
+    Ok(repo::identity_of(ctx, &session))
+}
+
+/// A verification URI is shown to the user to open: http(s) only, and https when the issuer
+/// is (as every other endpoint, [`crate::discovery`]).
+pub(crate) fn checked_uri(ctx: &Context, url: &Url) -> Result<Url> {
+    let https_issuer = ctx.config.issuer.starts_with("https:");
+    match url.scheme() {
+        "https" => Ok(url.clone()),
+        "http" if !https_issuer => Ok(url.clone()),
+        _ => Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider's verification URI `{}` is not https",
+                sanitize(url.as_str())
+            ),
+        )),
+    }
+}

@@ -1,0 +1,217 @@
+//! Which sign-in a front end runs: the flow, its response mode, PAR and DPoP, decided in one place
+//! from the configuration and the provider's metadata, before any browser opens or code is shown.
+
+use url::Url;
+
+use crate::config::{FlowChoice, UseChoice};
+use crate::context::Context;
+use crate::discovery::Provider;
+use crate::dpop::{self, DpopKey};
+use crate::error::{Error, ErrorKind, Result, sanitize};
+use crate::flow::ResponseMode;
+use crate::util::oauth_code;
+
+/// A fresh DPoP key for a sign-in when `dpop` and the provider say so, decided before any
+/// browser opens or code is shown.
+pub(crate) fn dpop_key_for(ctx: &Context, provider: &Provider) -> Result<Option<DpopKey>> {
+    if dpop_wanted(ctx.config.dpop, provider)? {
+        Ok(Some(DpopKey::generate()?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Refuses a sign-in of another flow than `flow` configured: each flow has its own entry
+/// point ([`begin`](Self::begin) for `code`, [`login_device`](Self::login_device)).
+pub(crate) fn flow_is(ctx: &Context, flow: FlowChoice) -> Result<()> {
+    let configured = ctx.config.flow;
+    if configured == flow {
+        return Ok(());
+    }
+    Err(Error::config(match configured {
+        FlowChoice::Device => {
+            "`flow = device` signs in with a code on another device, which this front end does not offer; set flow to code".into()
+        }
+        _ => format!(
+            "`flow = {}` does not sign in this way; set flow to {}",
+            configured.as_str(),
+            flow.as_str()
+        ),
+    }))
+}
+
+/// The browser flow `begin` runs for `redirect_uri`, and how its response comes back: the
+/// query for `code`; a form POST to a loopback listener, or the fragment of a custom-scheme
+/// link (which cannot take a POST), for `hybrid`; a form POST only, for `implicit`.
+pub(crate) fn browser_flow(
+    ctx: &Context,
+    redirect_uri: &Url,
+) -> Result<(FlowChoice, ResponseMode)> {
+    let web = matches!(redirect_uri.scheme(), "http" | "https");
+    match ctx.config.flow {
+        FlowChoice::Hybrid if web => Ok((FlowChoice::Hybrid, ResponseMode::FormPost)),
+        FlowChoice::Hybrid => Ok((FlowChoice::Hybrid, ResponseMode::Fragment)),
+        FlowChoice::Implicit if web => Ok((FlowChoice::Implicit, ResponseMode::FormPost)),
+        FlowChoice::Implicit => Err(Error::config(
+            "`flow = implicit` works only with the loopback redirect (the CLI), as its response is a form POST that an app's custom scheme cannot receive; set flow to code or hybrid",
+        )),
+        FlowChoice::Code => Ok((FlowChoice::Code, ResponseMode::Query)),
+        _ => flow_is(ctx, FlowChoice::Code).map(|()| (FlowChoice::Code, ResponseMode::Query)),
+    }
+}
+
+/// Refuses, before any browser opens, a flow whose `response_type` the provider does not list
+/// (OIDC Discovery §3, `response_types_supported`), or a response mode it lists without
+/// (`response_modes_supported`; many providers omit the list, which is not taken as a no).
+pub(crate) fn browser_flow_offered(
+    provider: &Provider,
+    flow: FlowChoice,
+    mode: ResponseMode,
+) -> Result<()> {
+    let wanted: &[&str] = match flow {
+        FlowChoice::Hybrid => &["code", "id_token"],
+        FlowChoice::Implicit => &["id_token"],
+        _ => return Ok(()),
+    };
+    let offered = provider
+        .metadata
+        .response_types_supported()
+        .iter()
+        .any(|types| {
+            let mut names: Vec<String> = types.iter().map(oauth_code).collect();
+            names.sort();
+            names == wanted
+        });
+    if !offered {
+        return Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider does not offer response_type `{}` (response_types_supported), which `flow = {}` needs; set flow to code",
+                wanted.join(" "),
+                flow.as_str()
+            ),
+        ));
+    }
+    if let Some(modes) = provider.metadata.response_modes_supported()
+        && !modes.iter().any(|m| oauth_code(m) == mode.as_str())
+    {
+        return Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider does not offer response_mode `{}` (response_modes_supported), which `flow = {}` needs here; set flow to code",
+                mode.as_str(),
+                flow.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The PAR endpoint this sign-in pushes to, or `None` for a plain front-channel request. Decided
+/// before any browser opens: `always` without an endpoint, and `never` (or a provider without
+/// an endpoint) where the provider requires PAR, are errors.
+pub(crate) fn par_endpoint(choice: UseChoice, provider: &Provider) -> Result<Option<&str>> {
+    let extra = provider.extra();
+    let endpoint = extra.pushed_authorization_request_endpoint.as_deref();
+    let required = extra.require_pushed_authorization_requests == Some(true);
+    match (choice, endpoint) {
+        (UseChoice::Never, _) if required => Err(Error::config(
+            "`par` is never, but the provider requires pushed authorization requests (require_pushed_authorization_requests); set par to auto",
+        )),
+        (UseChoice::Never, _) => Ok(None),
+        (_, Some(e)) => Ok(Some(e)),
+        (UseChoice::Always, None) => Err(Error::config(
+            "`par` is always, but the provider has no pushed_authorization_request_endpoint; set par to auto",
+        )),
+        (_, None) if required => Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            "the provider requires pushed authorization requests but names no pushed_authorization_request_endpoint",
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+/// Whether this sign-in uses DPoP: `auto` when the provider lists ES256 in
+/// `dpop_signing_alg_values_supported` (RFC 9449 §5.1), `always` insists, `never` never.
+/// Decided before any browser opens, like `par`.
+pub(crate) fn dpop_wanted(choice: UseChoice, provider: &Provider) -> Result<bool> {
+    let algs = provider
+        .extra()
+        .dpop_signing_alg_values_supported
+        .as_deref();
+    let offered = algs.is_some_and(|a| a.iter().any(|x| x == dpop::ALG));
+    match choice {
+        UseChoice::Never => Ok(false),
+        UseChoice::Auto => Ok(offered),
+        UseChoice::Always if offered => Ok(true),
+        UseChoice::Always => Err(Error::config(match algs {
+            None => "`dpop` is always, but the provider offers no DPoP (no dpop_signing_alg_values_supported); set dpop to auto or never".to_owned(),
+            Some(a) => format!(
+                "`dpop` is always, but the provider's DPoP does not offer ES256 (dpop_signing_alg_values_supported: {}); set dpop to auto or never",
+                sanitize(&a.join(" "))
+            ),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn provider(extra: serde_json::Value) -> Provider {
+        let mut m = crate::discovery::minimal_metadata("https://id.example");
+        for (k, v) in extra.as_object().expect("object") {
+            m[k] = v.clone();
+        }
+        Provider::for_tests(m, openidconnect::JsonWebKeySet::new(Vec::new()))
+    }
+
+    #[test]
+    fn the_choice_meets_the_metadata_before_any_browser_opens() {
+        let none = provider(serde_json::json!({}));
+        let offered = provider(serde_json::json!({
+            "pushed_authorization_request_endpoint": "https://id.example/par"
+        }));
+        let required = provider(serde_json::json!({
+            "pushed_authorization_request_endpoint": "https://id.example/par",
+            "require_pushed_authorization_requests": true
+        }));
+        let required_without = provider(serde_json::json!({
+            "require_pushed_authorization_requests": true
+        }));
+        let par = Some("https://id.example/par");
+        assert_eq!(par_endpoint(UseChoice::Auto, &none).expect("ok"), None);
+        assert_eq!(par_endpoint(UseChoice::Auto, &offered).expect("ok"), par);
+        assert_eq!(par_endpoint(UseChoice::Auto, &required).expect("ok"), par);
+        assert_eq!(par_endpoint(UseChoice::Always, &offered).expect("ok"), par);
+        assert_eq!(par_endpoint(UseChoice::Never, &offered).expect("ok"), None);
+        let e = par_endpoint(UseChoice::Always, &none).expect_err("no endpoint");
+        assert!(
+            e.message()
+                .contains("pushed_authorization_request_endpoint"),
+            "{e}"
+        );
+        let e = par_endpoint(UseChoice::Never, &required).expect_err("required");
+        assert!(
+            e.message()
+                .contains("require_pushed_authorization_requests"),
+            "{e}"
+        );
+        let e = par_endpoint(UseChoice::Auto, &required_without).expect_err("required, none named");
+        assert_eq!(e.kind(), ErrorKind::ProviderInvalid, "{e}");
+        assert!(
+            e.message()
+                .contains("names no pushed_authorization_request_endpoint"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_plain_http_par_endpoint_of_an_https_issuer_is_refused() {
+        let mut m = crate::discovery::minimal_metadata("https://id.example");
+        m["pushed_authorization_request_endpoint"] = serde_json::json!("http://id.example/par");
+        let e = crate::discovery::validate_metadata("https://id.example", &m).expect_err("http");
+        assert!(e.message().contains("is not https"), "{e}");
+    }
+}
