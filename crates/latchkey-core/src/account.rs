@@ -260,4 +260,18 @@ impl Latchkey {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use crate::testing::*;
+
+    /// The app awaits these on a multi-threaded runtime: holding the refresh lock across the
+    /// keychain and network calls must keep them `Send`.
+    #[test]
+    fn session_changing_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline(dir.path());
+        send(&latchkey.logout());
+        send(&latchkey.resume("http://127.0.0.1/callback"));
+        send(&latchkey.refresh());
+    }
+}

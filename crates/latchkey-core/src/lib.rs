@@ -69,6 +69,8 @@ mod provider_checks;
 mod session;
 mod signin;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod token_cache;
 mod util;
 mod verify;

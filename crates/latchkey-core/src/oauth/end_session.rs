@@ -99,3 +99,47 @@ pub(crate) fn logout_return(ctx: &Context, url: &str) -> Option<Result<()>> {
 pub(crate) fn logout_slot(ctx: &Context) -> std::sync::MutexGuard<'_, Option<PendingLogout>> {
     ctx.pending_logout.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    /// Finding 9 of issue 8: the provider's return from RP-initiated logout is recognised, for
+    /// the logout this process started only (its `state`), once.
+    #[test]
+    fn the_logout_return_is_matched_by_state_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lk = offline_with(dir.path(), ISSUER, Arc::new(MemoryStore::new(200)));
+        let ret = "com.example.app:/logout";
+        lk.ctx.config.post_logout_redirect_uri = Some(Url::parse(ret).expect("url"));
+        let mut m = metadata(ISSUER, "token", None);
+        m["end_session_endpoint"] = serde_json::json!(format!("{ISSUER}/session/end"));
+        let provider = Provider::for_tests(m, openidconnect::JsonWebKeySet::new(Vec::new()));
+
+        let back = |state: &str| lk.logout_return(&format!("{ret}?state={state}"));
+        assert!(
+            back("x").expect("addressed to the logout URI").is_err(),
+            "none started"
+        );
+        let url =
+            end_session_url(&lk.ctx, &provider, &session(Utc::now())).expect("end-session URL");
+        let state = url
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .expect("state sent");
+        assert!(back("wrong").expect("addressed").is_err(), "forged state");
+        assert!(
+            lk.logout_return(ret).expect("addressed").is_err(),
+            "no state"
+        );
+        assert!(back(&state).expect("addressed").is_ok(), "the real return");
+        assert!(back(&state).expect("addressed").is_err(), "replayed");
+        assert!(
+            lk.logout_return("com.example.app:/callback?code=a&state=b")
+                .is_none(),
+            "a sign-in redirect is not a logout return"
+        );
+    }
+}

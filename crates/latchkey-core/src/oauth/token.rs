@@ -47,7 +47,7 @@ pub(crate) async fn redeem(
     .await
 }
 
-/// [`Latchkey::redeem`] over `http`: oauth2's request and its parsing of the answer, with the
+/// [`redeem`] over `http`: oauth2's request and its parsing of the answer, with the
 /// errors mapped by [`token_error`]. The fuzzer (`tests/fuzz`) gives it a fake HTTP client.
 pub(crate) async fn redeem_with<'c, C>(
     client: &'c Client,
@@ -140,5 +140,55 @@ pub(crate) fn token_error(e: &TokenError) -> Error {
             ErrorKind::ProviderInvalid,
             format!("the provider's token response is invalid: {}", sanitize(s)),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn huge_expires_in_is_clamped_not_a_panic() {
+        for secs in [10_000_000_000_000, u64::MAX / 1000, u64::MAX] {
+            let at = access_token_expiry(now(), Some(Duration::from_secs(secs)), None);
+            assert_eq!(at, now() + MAX_ACCESS_TOKEN_LIFETIME, "{secs}");
+        }
+        let at = access_token_expiry(now(), Some(Duration::from_secs(3600)), None);
+        assert_eq!(at, now() + chrono::Duration::hours(1));
+    }
+
+    #[test]
+    fn token_type_error_quotes_the_type_sanitized() {
+        assert!(!check_token_type("bearer", false).expect("bearer"));
+        assert!(!check_token_type("Bearer", true).expect("bearer with a proof"));
+        let e = check_token_type("DPoP\u{1b}[2J\u{9b}1;1H\u{7}\nx", true).expect_err("not bearer");
+        assert_eq!(
+            e.to_string(),
+            "the provider issued a `DPoP x` token; only Bearer and DPoP are supported"
+        );
+    }
+
+    #[test]
+    fn a_dpop_token_is_accepted_only_after_a_proof() {
+        assert!(check_token_type("DPoP", true).expect("dpop"));
+        assert!(check_token_type("dpop", true).expect("case-insensitive"));
+        let e = check_token_type("DPoP", false).expect_err("no proof was sent");
+        assert!(e.message().contains("without a DPoP proof"), "{e}");
+    }
+
+    #[test]
+    fn jwt_exp_is_clamped_too() {
+        let far = DateTime::from_timestamp(253_402_300_799, 0).expect("year 9999");
+        assert_eq!(
+            access_token_expiry(now(), None, Some(far)),
+            now() + MAX_ACCESS_TOKEN_LIFETIME
+        );
+        let past = now() - chrono::Duration::days(1);
+        assert_eq!(access_token_expiry(now(), None, Some(past)), now());
+        assert_eq!(
+            access_token_expiry(now(), None, None),
+            now() + DEFAULT_ACCESS_TOKEN_LIFETIME
+        );
     }
 }

@@ -50,7 +50,7 @@ pub(crate) async fn fetch_userinfo(
     Ok(Some(Profile::from_userinfo(&info)))
 }
 
-/// A failed userinfo request or response (OIDC Core §5.3), as [`Latchkey::fetch_userinfo`]
+/// A failed userinfo request or response (OIDC Core §5.3), as [`fetch_userinfo`]
 /// reports it.
 pub(crate) fn userinfo_error(e: openidconnect::UserInfoError<HttpError>) -> Error {
     use openidconnect::UserInfoError as U;

@@ -5,8 +5,7 @@ use super::refresh::{self, Sends};
 use super::{cache, repo};
 use crate::config::FlowChoice;
 use crate::context::Context;
-use crate::error::{ErrorKind, Result};
-use crate::lock;
+use crate::error::Result;
 use crate::oauth::{end_session, revoke};
 use crate::store::Stored;
 use url::Url;
@@ -40,23 +39,9 @@ pub struct Logout {
 pub(crate) async fn logout(ctx: &Context) -> Result<Logout> {
     // First, and even when no session is left: a cached token must not outlive a logout.
     cache::uncache_token(ctx)?;
-    let _gate = ctx.refresh_gate.lock().await;
-    let _file = match repo::lock_path(ctx) {
-        Ok(path) => match lock::acquire(&path, lock::LOCK_WAIT).await {
-            Ok(held) => Some(held),
-            // A lock file that cannot be opened or locked cannot be for a refresh either, so
-            // none is in flight: signing out must still work.
-            Err(e) if e.kind() == ErrorKind::Internal => {
-                tracing::warn!("signing out without the refresh lock: {e}");
-                None
-            }
-            Err(e) => return Err(e.context("signing out")),
-        },
-        Err(e) => {
-            tracing::warn!("signing out without the refresh lock: {e}");
-            None
-        }
-    };
+    let _exclusive = repo::exclusive_for_logout(ctx)
+        .await
+        .map_err(|e| e.context("signing out"))?;
     // Again, under the lock: a refresh that finished while we waited cached its token.
     cache::uncache_token(ctx)?;
     let session = match repo::read_session(ctx).await? {
@@ -98,4 +83,158 @@ pub(crate) async fn logout(ctx: &Context) -> Result<Logout> {
     }
     ctx.vault.delete(&ctx.session_name).await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn a_damaged_session_does_not_lock_the_user_out() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (store, latchkey) = offline(dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            damage(&store, &latchkey).await;
+            // A new sign-in starts over an unreadable entry (and will replace it).
+            let redirect = Url::parse("http://127.0.0.1:5000/callback").expect("url");
+            latchkey.begin(&redirect).await.expect("begin over damage");
+
+            let out = latchkey.logout().await.expect("logout over damage");
+            assert!(out.was_signed_in && out.damaged && !out.revoked, "{out:?}");
+            assert!(store.names().is_empty(), "{:?}", store.names());
+            assert!(latchkey.current().await.expect("readable").is_none());
+            let again = latchkey.logout().await.expect("second logout");
+            assert!(!again.was_signed_in && !again.damaged);
+            latchkey.begin(&redirect).await.expect("begin after logout");
+
+            // A complete entry whose bytes are not a session.
+            latchkey
+                .ctx
+                .vault
+                .save(&latchkey.ctx.session_name, vec![b'{'; 700])
+                .await
+                .expect("save");
+            let e = latchkey.current().await.expect_err("unparsable");
+            assert!(e.message().contains("unreadable"), "{e}");
+            latchkey.begin(&redirect).await.expect("begin over garbage");
+            assert!(latchkey.logout().await.expect("logout").damaged);
+            assert!(store.names().is_empty(), "{:?}", store.names());
+        });
+    }
+
+    #[test]
+    fn a_logout_during_a_refresh_is_not_undone_by_its_save() {
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        stub.route("/token", ROTATED);
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Arc::new(PausingStore {
+            inner: MemoryStore::new(200),
+            pause: std::sync::Mutex::new(None),
+            deleted: std::sync::Mutex::new(None),
+        });
+        let signal = Arc::new(RemovalSignal::default());
+        let latchkey =
+            offline_with_cache(dir.path(), &stub.base, store.clone(), Some(signal.clone()));
+        rt.block_on(async {
+            let expired = session_at(Utc::now() - chrono::Duration::hours(2), &stub.base);
+            latchkey
+                .ctx
+                .vault
+                .save(&latchkey.ctx.session_name, expired.to_bytes())
+                .await
+                .expect("save");
+            let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+            let (release_tx, release_rx) = std::sync::mpsc::channel();
+            *store.pause.lock().expect("pause") = Some((reached_tx, release_rx));
+            let (removed_tx, removed_rx) = tokio::sync::oneshot::channel();
+            *signal.removed.lock().expect("signal") = Some(removed_tx);
+            let (deleted_tx, deleted_rx) = tokio::sync::oneshot::channel();
+            *store.deleted.lock().expect("deleted") = Some(deleted_tx);
+
+            // The refresh has sent the old refresh token and is saving the rotated one when the
+            // logout starts; the save goes on only once the logout waits for the session lock.
+            let refresh = latchkey.access_token();
+            let logout = async {
+                reached_rx.await.expect("the refresh reached its save");
+                let release = async {
+                    // The logout drops the cached token right before it waits for the lock the
+                    // refresh holds, in the same poll: once that is seen, it is waiting.
+                    removed_rx.await.expect("the logout started");
+                    // Without that lock it would read the old session and delete it before the
+                    // save goes on, and the save would bring the session back: the delete is
+                    // the event awaited here. The deadline stands for "it does not come", which
+                    // is what the lock guarantees.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), deleted_rx).await;
+                    release_tx.send(()).expect("release");
+                };
+                tokio::join!(latchkey.logout(), release).0
+            };
+            let (token, out) = tokio::join!(refresh, logout);
+            assert_eq!(token.expect("refreshed").secret(), "AT-new");
+            assert!(out.expect("logout").was_signed_in);
+            assert_eq!(stub.hits("/token"), 1);
+            assert!(
+                store.inner.names().is_empty(),
+                "the session came back: {:?}",
+                store.inner.names()
+            );
+            assert!(latchkey.current().await.expect("readable").is_none());
+        });
+    }
+
+    #[test]
+    fn a_rewritten_cached_revocation_endpoint_gets_no_token() {
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        let base = stub.base.clone();
+        for path in ["/revoke-a", "/revoke-b"] {
+            stub.route(path, "{}");
+        }
+        stub.route("/jwks", r#"{"keys":[]}"#);
+        let dir = tempfile::tempdir().expect("tmp");
+        let (store, latchkey) = offline_at(dir.path(), &base);
+        let mut s = session_at(Utc::now(), &base);
+        s.endpoints = Some(crate::discovery::Endpoints {
+            token: format!("{base}/token"),
+            revocation: Some(format!("{base}/revoke-a")),
+            end_session: None,
+            userinfo: None,
+        });
+
+        // The issuer confirms B: no revocation, the session is still removed.
+        seed(&latchkey, metadata(&base, "token", Some("revoke-b")));
+        stub.route(
+            DISCOVERY,
+            metadata(&base, "token", Some("revoke-b")).to_string(),
+        );
+        rt.block_on(async {
+            put(&latchkey, &s).await;
+            let out = latchkey.logout().await.expect("logout");
+            assert!(out.was_signed_in && !out.revoked, "{out:?}");
+            let problem = out.revocation_problem.unwrap_or_default();
+            assert!(problem.contains("revocation endpoint"), "{problem}");
+            assert_eq!((stub.hits("/revoke-a"), stub.hits("/revoke-b")), (0, 0));
+            assert!(store.names().is_empty());
+        });
+
+        // The issuer still says A: revoked there.
+        seed(&latchkey, metadata(&base, "token", Some("revoke-b")));
+        stub.route(
+            DISCOVERY,
+            metadata(&base, "token", Some("revoke-a")).to_string(),
+        );
+        rt.block_on(async {
+            put(&latchkey, &s).await;
+            let out = latchkey.logout().await.expect("logout");
+            assert!(out.revoked, "{out:?}");
+            assert_eq!((stub.hits("/revoke-a"), stub.hits("/revoke-b")), (1, 0));
+            assert!(store.names().is_empty());
+        });
+    }
 }

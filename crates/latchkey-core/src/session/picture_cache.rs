@@ -32,7 +32,7 @@ pub(crate) async fn picture(ctx: &Context, identity: &Identity) -> Result<Option
     fetch_picture(ctx, identity).await
 }
 
-/// [`picture`](Self::picture) from the network now, whatever is kept (and keeps the new
+/// [`picture`] from the network now, whatever is kept (and keeps the new
 /// one): for a UI that offers to reload it, and for tests of the fetch itself.
 pub(crate) async fn fetch_picture(ctx: &Context, identity: &Identity) -> Result<Option<Picture>> {
     let Some(claim) = identity.picture.as_deref() else {
@@ -125,4 +125,85 @@ pub(crate) async fn download_picture(ctx: &Context, claim: &str) -> Result<Pictu
             format!("picture: not a PNG, JPEG, GIF or WebP image of at most {MAX_PICTURE} bytes"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn the_picture_is_fetched_from_a_checked_address() {
+        const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        stub.route("/a.png", PNG);
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline(dir.path());
+        let port = stub.base.rsplit(':').next().expect("port").to_owned();
+        let mut s = session(Utc::now());
+        rt.block_on(async {
+            // An address literal, and a name the pinned client must connect by: this debug
+            // build allows loopback (the dev provider); a release build refuses both.
+            for url in [
+                format!("{}/a.png", stub.base),
+                format!("http://localhost:{port}/a.png"),
+            ] {
+                s.claims.picture = Some(url.clone());
+                let picture = latchkey.picture(&s.identity()).await.expect(&url);
+                assert_eq!(picture.map(|p| p.media_type()), Some("image/png"), "{url}");
+            }
+            assert_eq!(stub.hits("/a.png"), 2);
+            s.claims.picture = Some("https://10.0.0.1/a.png".into());
+            let e = latchkey.picture(&s.identity()).await.expect_err("private");
+            assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
+        });
+    }
+
+    #[test]
+    fn the_picture_is_kept_with_the_session() {
+        const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        stub.route("/a.png", PNG);
+        stub.route("/b.png", PNG);
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline(dir.path());
+        let mut s = session(Utc::now());
+        s.claims.picture = Some(format!("{}/a.png", stub.base));
+        rt.block_on(async {
+            put(&latchkey, &s).await;
+            assert!(latchkey.cached_picture().await.expect("read").is_none());
+            let id = latchkey.current().await.expect("read").expect("session");
+            for _ in 0..3 {
+                let p = latchkey.picture(&id).await.expect("picture").expect("some");
+                assert_eq!(p.bytes(), PNG);
+            }
+            assert_eq!(
+                stub.hits("/a.png"),
+                1,
+                "fetched once, then from the keychain"
+            );
+            let cached = latchkey.cached_picture().await.expect("read");
+            assert_eq!(cached.map(|p| p.media_type()), Some("image/png"));
+
+            // A new picture URL: the old one is not shown for it, and the new one is fetched.
+            let mut stored = repo::load(&latchkey.ctx)
+                .await
+                .expect("load")
+                .expect("session");
+            assert!(stored.picture.is_some());
+            stored.claims.picture = Some(format!("{}/b.png", stub.base));
+            put(&latchkey, &stored).await;
+            assert!(latchkey.cached_picture().await.expect("read").is_none());
+            let id = latchkey.current().await.expect("read").expect("session");
+            latchkey.picture(&id).await.expect("picture");
+            assert_eq!(stub.hits("/b.png"), 1);
+            let debug = format!("{:?}", repo::load(&latchkey.ctx).await.expect("load"));
+            assert!(
+                debug.contains("base64_len") && !debug.contains("iVBOR"),
+                "{debug}"
+            );
+        });
+    }
 }

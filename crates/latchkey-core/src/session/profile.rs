@@ -15,7 +15,7 @@ use crate::util::shown;
 /// usable without it, so a slow provider must not hold up a start-up for the HTTP timeouts.
 const PROFILE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// [`renew_profile`](Self::renew_profile) for a session as loaded, saved when it changed,
+/// [`renew_profile`] for a session as loaded, saved when it changed,
 /// under the refresh lock and onto the session as stored by then (another process may have
 /// refreshed it meanwhile: its tokens are kept).
 pub(crate) async fn update_profile(ctx: &Context, session: Session) -> Session {
@@ -103,7 +103,7 @@ pub(crate) async fn renew_profile(ctx: &Context, session: &mut Session) -> bool 
 }
 
 /// The metadata to send the access token to userinfo with, checked like
-/// [`provider_for`](Self::provider_for): the userinfo endpoint recorded with the session
+/// [`provider_for`](super::refresh::provider_for): the userinfo endpoint recorded with the session
 /// decides, and a cached one that differs is fetched again from the issuer. A session
 /// stored before the endpoint was recorded takes the issuer's fresh answer.
 pub(crate) async fn provider_for_userinfo(
@@ -129,5 +129,50 @@ pub(crate) async fn provider_for_userinfo(
                 shown(Some(&b)),
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+
+    #[test]
+    fn status_renews_the_profile_and_keeps_it_when_userinfo_fails() {
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        let base = stub.base.clone();
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline_at(dir.path(), &base);
+        let mut s = session_at(Utc::now(), &base);
+        s.claims.name = Some("Alice Example".into());
+        with_userinfo_endpoint(&latchkey, &base, &mut s);
+        rt.block_on(async {
+            put(&latchkey, &s).await;
+            stub.route(
+                "/me",
+                r#"{"sub":"alice","name":"Alice Renamed","groups":["staff"]}"#,
+            );
+            let id = latchkey.status().await.expect("status");
+            assert_eq!(id.name.as_deref(), Some("Alice Renamed"));
+            assert_eq!(
+                groups(&id),
+                [("staff".into(), crate::GrantSource::Userinfo)]
+            );
+            let stored = latchkey.current().await.expect("read").expect("session");
+            assert_eq!(stored.name.as_deref(), Some("Alice Renamed"), "saved");
+
+            // OIDC Core §5.3.2: an answer for another subject is not used.
+            stub.route("/me", r#"{"sub":"mallory","name":"Mallory","groups":[]}"#);
+            let id = latchkey.status().await.expect("still signed in");
+            assert_eq!(id.name.as_deref(), Some("Alice Renamed"));
+            assert_eq!(groups(&id).len(), 1);
+
+            // A provider that fails (here: not JSON) changes nothing.
+            stub.route("/me", "<html>busy</html>");
+            let id = latchkey.status().await.expect("still signed in");
+            assert_eq!(id.name.as_deref(), Some("Alice Renamed"));
+            assert_eq!(stub.hits("/me"), 3);
+            assert_eq!(stub.hits("/token"), 0, "no refresh was needed");
+        });
     }
 }

@@ -234,3 +234,177 @@ impl Sends {
         pairs.into_iter().find(|(_, a, b)| a != b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn expires_in_zero_refreshes_at_most_once_per_ten_seconds() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (issuer, count) = rt.block_on(expired_token_endpoint());
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline_at(dir.path(), &issuer);
+        rt.block_on(async {
+            let expired = session_at(Utc::now() - chrono::Duration::hours(2), &issuer);
+            latchkey
+                .ctx
+                .vault
+                .save(&latchkey.ctx.session_name, expired.to_bytes())
+                .await
+                .expect("save");
+            for _ in 0..5 {
+                let token = latchkey.access_token().await.expect("token");
+                assert_eq!(token.secret(), "AT-1");
+            }
+            assert_eq!(
+                count.load(std::sync::atomic::Ordering::SeqCst),
+                1,
+                "one refresh, then the refresh floor holds"
+            );
+        });
+    }
+
+    /// LemonLDAP::NG answers `invalid_request` for a refresh token it no longer knows: the
+    /// session stays (only invalid_grant ends one), and the error's remedy is to sign in again.
+    #[test]
+    fn an_oauth_error_other_than_invalid_grant_on_refresh_keeps_the_session_and_advises_sign_in() {
+        let rt = runtime();
+        let issuer = rt.block_on(failing_token_endpoint(r#"{"error":"invalid_request"}"#));
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline_at(dir.path(), &issuer);
+        rt.block_on(async {
+            let expired = session_at(Utc::now() - chrono::Duration::hours(2), &issuer);
+            put(&latchkey, &expired).await;
+            let e = latchkey.access_token().await.expect_err("refused");
+            assert_eq!(e.kind(), ErrorKind::ProviderError);
+            assert_eq!(e.oauth_error(), Some("invalid_request"));
+            assert_eq!(e.remedy(), Some(crate::Remedy::SignIn));
+            assert!(e.to_string().contains("(still signed in)"), "{e}");
+            assert!(
+                latchkey.current().await.expect("read").is_some(),
+                "the session is kept"
+            );
+        });
+    }
+
+    #[test]
+    fn a_rewritten_cached_token_endpoint_gets_no_refresh_token() {
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        let base = stub.base.clone();
+        for path in ["/token-a", "/token-b"] {
+            stub.route(path, ROTATED);
+        }
+        stub.route("/jwks", r#"{"keys":[]}"#);
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline_at(dir.path(), &base);
+
+        // The issuer itself still says A: its fresh metadata is used, and B gets nothing.
+        seed(&latchkey, metadata(&base, "token-b", None));
+        stub.route(DISCOVERY, metadata(&base, "token-a", None).to_string());
+        rt.block_on(async {
+            put(&latchkey, &bound_to_a(&base)).await;
+            let token = latchkey.access_token().await.expect("refreshed at A");
+            assert_eq!(token.secret(), "AT-new");
+            assert_eq!((stub.hits("/token-a"), stub.hits("/token-b")), (1, 0));
+            assert_eq!(stub.hits(DISCOVERY), 1);
+            let saved = repo::load(&latchkey.ctx)
+                .await
+                .expect("load")
+                .expect("session");
+            assert_eq!(
+                saved.endpoints.map(|e| e.token),
+                Some(format!("{base}/token-a"))
+            );
+        });
+
+        // The issuer says B too: the endpoint changed since sign-in, and nothing is sent.
+        seed(&latchkey, metadata(&base, "token-b", None));
+        stub.route(DISCOVERY, metadata(&base, "token-b", None).to_string());
+        rt.block_on(async {
+            put(&latchkey, &bound_to_a(&base)).await;
+            let e = latchkey.access_token().await.expect_err("endpoint changed");
+            assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
+            assert!(
+                e.message().contains("token endpoint") && e.message().contains("no token was sent"),
+                "{e}"
+            );
+            assert_eq!((stub.hits("/token-a"), stub.hits("/token-b")), (1, 0));
+            assert!(
+                latchkey.current().await.expect("read").is_some(),
+                "still signed in"
+            );
+        });
+    }
+
+    #[test]
+    fn a_session_without_recorded_endpoints_refreshes_with_fresh_metadata() {
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        let base = stub.base.clone();
+        for path in ["/token-a", "/token-b"] {
+            stub.route(path, ROTATED);
+        }
+        stub.route("/jwks", r#"{"keys":[]}"#);
+        stub.route(DISCOVERY, metadata(&base, "token-a", None).to_string());
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline_at(dir.path(), &base);
+        seed(&latchkey, metadata(&base, "token-b", None));
+        rt.block_on(async {
+            let mut old = bound_to_a(&base);
+            old.endpoints = None; // stored by an earlier version
+            latchkey
+                .ctx
+                .vault
+                .save(&latchkey.ctx.session_name, old.to_bytes())
+                .await
+                .expect("save");
+            latchkey.access_token().await.expect("refreshed");
+            assert_eq!((stub.hits("/token-a"), stub.hits("/token-b")), (1, 0));
+            let saved = repo::load(&latchkey.ctx)
+                .await
+                .expect("load")
+                .expect("session");
+            assert_eq!(
+                saved.endpoints.map(|e| e.token),
+                Some(format!("{base}/token-a")),
+                "bound from now on"
+            );
+        });
+    }
+
+    #[test]
+    fn a_refresh_renews_the_profile_and_survives_a_userinfo_failure() {
+        let rt = runtime();
+        let stub = rt.block_on(Stub::start());
+        let base = stub.base.clone();
+        stub.route("/token", ROTATED);
+        stub.route("/jwks", r#"{"keys":[]}"#);
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, latchkey) = offline_at(dir.path(), &base);
+        let mut s = session_at(Utc::now() - chrono::Duration::hours(2), &base);
+        s.claims.name = Some("Alice Example".into());
+        with_userinfo_endpoint(&latchkey, &base, &mut s);
+        rt.block_on(async {
+            // No /me route: the provider answers 404. The refresh still succeeds.
+            put(&latchkey, &s).await;
+            let token = latchkey.access_token().await.expect("refreshed");
+            assert_eq!(token.secret(), "AT-new");
+            let id = latchkey.current().await.expect("read").expect("session");
+            assert_eq!(id.name.as_deref(), Some("Alice Example"));
+            assert_eq!(stub.hits("/me"), 1);
+
+            stub.route("/me", r#"{"sub":"alice","name":"Alice Renamed"}"#);
+            put(&latchkey, &s).await;
+            latchkey.access_token().await.expect("refreshed");
+            let id = latchkey.current().await.expect("read").expect("session");
+            assert_eq!(id.name.as_deref(), Some("Alice Renamed"));
+            assert_eq!((stub.hits("/token"), stub.hits("/me")), (2, 2));
+        });
+    }
+}

@@ -62,15 +62,45 @@ pub(crate) fn identity_of(ctx: &Context, session: &Session) -> Identity {
     identity
 }
 
-/// The in-process gate, then the cross-process refresh lock: what every change to the stored
-/// session (refresh, sign-in, logout) holds, always taken in this order so that no two holders
-/// wait on each other.
-pub(crate) async fn exclusive(
-    ctx: &Context,
-) -> Result<(tokio::sync::MutexGuard<'_, ()>, lock::RefreshLock)> {
+/// The session lock: the in-process gate, then the cross-process refresh lock. Every change to
+/// the stored session (refresh, sign-in, profile, picture, logout) holds it, always taken in this
+/// order so that no two holders wait on each other.
+pub(crate) struct SessionLock<'a> {
+    _gate: tokio::sync::MutexGuard<'a, ()>,
+    _file: Option<lock::RefreshLock>,
+}
+
+/// Takes the [`SessionLock`].
+pub(crate) async fn exclusive(ctx: &Context) -> Result<SessionLock<'_>> {
     let gate = ctx.refresh_gate.lock().await;
     let file = lock::acquire(&lock_path(ctx)?, lock::LOCK_WAIT).await?;
-    Ok((gate, file))
+    Ok(SessionLock {
+        _gate: gate,
+        _file: Some(file),
+    })
+}
+
+/// [`exclusive`] for signing out, which must work even when the lock file cannot be opened or
+/// locked (no per-user directory, a full disk): such a lock cannot be held by a refresh either,
+/// so none is in flight, and the gate alone is held.
+pub(crate) async fn exclusive_for_logout(ctx: &Context) -> Result<SessionLock<'_>> {
+    let gate = ctx.refresh_gate.lock().await;
+    let file = match lock_path(ctx) {
+        Ok(path) => lock::acquire(&path, lock::LOCK_WAIT).await,
+        Err(e) => Err(e),
+    };
+    let file = match file {
+        Ok(held) => Some(held),
+        Err(e) if e.kind() == ErrorKind::Internal => {
+            tracing::warn!("signing out without the refresh lock: {e}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(SessionLock {
+        _gate: gate,
+        _file: file,
+    })
 }
 
 /// The refresh lock lives in a per-user directory: the cache directory, else the runtime

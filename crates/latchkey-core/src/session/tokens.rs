@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::signin::implicit;
 use crate::util::short_hash;
 
-/// What [`Latchkey::token`] should make sure of.
+/// What [`Latchkey::token`](crate::Latchkey::token) should make sure of.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct TokenOptions {
@@ -129,7 +129,7 @@ pub(crate) fn lasts(ctx: &Context, options: TokenOptions, expires_at: DateTime<U
             .is_some_and(|t| t < expires_at)
 }
 
-/// The token cache's miss path of [`token`](Self::token): the stored session, refreshed when
+/// The token cache's miss path of [`token`]: the stored session, refreshed when
 /// `options` (or a refused token) asks for it, and put back in the cache.
 pub(crate) async fn current_session(ctx: &Context, options: TokenOptions) -> Result<Session> {
     let min_valid = chrono::Duration::from_std(options.min_valid).unwrap_or(chrono::Duration::MAX);
@@ -169,7 +169,7 @@ pub(crate) async fn current_session(ctx: &Context, options: TokenOptions) -> Res
 }
 
 /// The header lines for calling a resource at `url` with `method` (`latchkey headers`): the
-/// current access token (refreshed first when needed, as [`token`](Self::token)) as
+/// current access token (refreshed first when needed, as [`token`]) as
 /// `Authorization: Bearer`, or for a DPoP-bound token `Authorization: DPoP` plus a fresh
 /// proof for that method and URL with `ath` (RFC 9449 §7.1). A fresh token is served from the
 /// token cache, a DPoP one with its key: no keychain read.
@@ -274,7 +274,7 @@ pub(crate) async fn id_token(ctx: &Context) -> Result<TokenInfo> {
 }
 
 /// A resource server refused `token` (git's `erase`): the token cache forgets it, and the
-/// next [`token`](Self::token) call refreshes first, unless the session has moved on to
+/// next [`token`] call refreshes first, unless the session has moved on to
 /// another token since. Never ends the session.
 pub(crate) async fn reject_token(ctx: &Context, token: &str) -> Result<()> {
     if let Some(cache) = &ctx.ports.token_cache {

@@ -24,7 +24,7 @@ pub(crate) async fn resume(ctx: &Context, callback_url: &str) -> Result<Identity
     resume_params(ctx, url, params, mode).await
 }
 
-/// [`resume`](Self::resume) for a response the browser POSTed to `callback_url` as the
+/// [`resume`] for a response the browser POSTed to `callback_url` as the
 /// `application/x-www-form-urlencoded` `body` (Form Post Response Mode §2): the loopback
 /// listener's hybrid and implicit sign-ins.
 pub(crate) async fn resume_form_post(

@@ -2,8 +2,8 @@
 //! user enters a short code at the provider's page on any other device; meanwhile this process
 //! polls the token endpoint. No browser is opened and nothing listens on a port.
 //!
-//! Same shape as the code flow: [`Latchkey::begin_device`] asks for the codes (§3.1-3.2),
-//! [`Latchkey::resume_device`] polls until the user approves or refuses, or the code expires
+//! Same shape as the code flow: [`begin_device`] asks for the codes (§3.1-3.2),
+//! [`resume_device`] polls until the user approves or refuses, or the code expires
 //! (§3.4-3.5), then verifies the ID token (without a nonce: none is sent) and stores the session.
 //! The requests and the polling loop are `oauth2`'s.
 
@@ -67,8 +67,8 @@ impl std::fmt::Debug for DeviceSignIn {
 }
 
 /// The CLI's device sign-in: one sign-in per profile at a time (as
-/// [`login_loopback`](Self::login_loopback)), [`LoginNotice::Device`] with the codes to
-/// show, then [`resume_device`](Self::resume_device).
+/// [`login_loopback_to`](super::loopback::login_loopback_to)), [`LoginNotice::Device`] with the codes to
+/// show, then [`resume_device`].
 pub(crate) async fn login_device(
     ctx: &Context,
     mut notify: impl FnMut(LoginNotice<'_>),

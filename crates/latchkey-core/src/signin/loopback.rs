@@ -10,7 +10,7 @@ use crate::lock;
 use crate::loopback::LoopbackServer;
 use crate::session::{Identity, repo};
 
-/// [`Self::login_loopback`] for a front end other than a terminal: the browser's last page
+/// [`Latchkey::login_loopback`](crate::Latchkey::login_loopback) for a front end other than a terminal: the browser's last page
 /// tells the user to return to `return_to` (say, the app's name).
 pub(crate) async fn login_loopback_to(
     ctx: &Context,
@@ -86,7 +86,7 @@ pub(crate) async fn login_loopback_to(
 }
 
 /// One interactive sign-in per profile at a time, across processes (see
-/// [`login_loopback`](Self::login_loopback)): our turn, or the identity another process just
+/// [`login_loopback_to`]): our turn, or the identity another process just
 /// signed in while this one waited.
 pub(crate) async fn sign_in_lock(
     ctx: &Context,
@@ -124,7 +124,7 @@ pub(crate) async fn no_browser(ctx: &Context, why: &str) -> Error {
     }
 }
 
-/// What [`Latchkey::sign_in_lock`] found.
+/// What [`sign_in_lock`] found.
 pub(crate) enum SignInTurn {
     /// This process holds the lock and signs in.
     Ours(lock::RefreshLock),

@@ -22,7 +22,7 @@ pub(crate) fn dpop_key_for(ctx: &Context, provider: &Provider) -> Result<Option<
 }
 
 /// Refuses a sign-in of another flow than `flow` configured: each flow has its own entry
-/// point ([`begin`](Self::begin) for `code`, [`login_device`](Self::login_device)).
+/// point ([`begin`](super::authorize::begin) for `code`, [`login_device`](super::device::login_device)).
 pub(crate) fn flow_is(ctx: &Context, flow: FlowChoice) -> Result<()> {
     let configured = ctx.config.flow;
     if configured == flow {
