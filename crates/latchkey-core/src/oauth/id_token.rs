@@ -14,8 +14,27 @@ use crate::flow::Pending;
 use crate::session::Claims;
 use crate::verify::{self, NonceCheck, VerifyError};
 
-/// Verifies an ID token from the authorization response (the hybrid and implicit flows),
-/// with one JWKS refetch when its key is unknown (key rotation).
+/// Runs `verify` against the provider's keys, and once more against a freshly fetched JWKS when
+/// the token's key is unknown (key rotation, OIDC Core §10.1.1): the single copy of that rule.
+async fn with_rotation(
+    ctx: &Context,
+    provider: &Arc<Provider>,
+    now: DateTime<Utc>,
+    verify: impl Fn(&Provider) -> std::result::Result<Claims, VerifyError>,
+) -> Result<Claims> {
+    match verify(provider) {
+        Err(VerifyError::UnknownKey) => {
+            let Some(fresh) = ctx.discovery.refetch_jwks(ctx.http()?, now).await? else {
+                return Err(VerifyError::UnknownKey.into_error());
+            };
+            verify(&fresh).map_err(VerifyError::into_error)
+        }
+        other => other.map_err(VerifyError::into_error),
+    }
+}
+
+/// An ID token from the authorization response (the hybrid and implicit flows: OIDC Core
+/// §3.3.2.12, §3.2.2.11), with `nonce` and, when a code came with it, `c_hash`.
 pub(crate) async fn verify_front(
     ctx: &Context,
     provider: &Arc<Provider>,
@@ -25,20 +44,13 @@ pub(crate) async fn verify_front(
 ) -> Result<Claims> {
     let now = ctx.now();
     let client_id = &ctx.config.client_id;
-    let nonce = &pending.nonce;
-    match verify::verify_front_channel(provider, client_id, id_token, nonce, code, now) {
-        Err(VerifyError::UnknownKey) => {
-            let Some(fresh) = ctx.discovery.refetch_jwks(ctx.http()?, now).await? else {
-                return Err(VerifyError::UnknownKey.into_error());
-            };
-            verify::verify_front_channel(&fresh, client_id, id_token, nonce, code, now)
-                .map_err(VerifyError::into_error)
-        }
-        other => other.map_err(VerifyError::into_error),
-    }
+    with_rotation(ctx, provider, now, |p| {
+        verify::verify_front_channel(p, client_id, id_token, &pending.nonce, code, now)
+    })
+    .await
 }
 
-/// ID token validation, with one JWKS refetch when the key is unknown (key rotation).
+/// An ID token from the token endpoint (OIDC Core §3.1.3.7), with `at_hash` for `access`.
 pub(crate) async fn verify_with_rotation(
     ctx: &Context,
     provider: &Arc<Provider>,
@@ -47,21 +59,9 @@ pub(crate) async fn verify_with_rotation(
     nonce: NonceCheck<'_>,
     now: DateTime<Utc>,
 ) -> Result<Claims> {
-    match verify::verify_id_token(
-        provider,
-        &ctx.config.client_id,
-        id_token,
-        access,
-        nonce,
-        now,
-    ) {
-        Err(VerifyError::UnknownKey) => {
-            let Some(fresh) = ctx.discovery.refetch_jwks(ctx.http()?, now).await? else {
-                return Err(VerifyError::UnknownKey.into_error());
-            };
-            verify::verify_id_token(&fresh, &ctx.config.client_id, id_token, access, nonce, now)
-                .map_err(VerifyError::into_error)
-        }
-        other => other.map_err(VerifyError::into_error),
-    }
+    let client_id = &ctx.config.client_id;
+    with_rotation(ctx, provider, now, |p| {
+        verify::verify_id_token(p, client_id, id_token, access, nonce, now)
+    })
+    .await
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::CoreTokenResponse;
-use openidconnect::{AuthorizationCode, RedirectUrl, RequestTokenError};
+use openidconnect::{
+    AuthorizationCode, ErrorResponseType, RedirectUrl, RequestTokenError, StandardErrorResponse,
+};
 use url::Url;
 
 use super::transient_http;
@@ -115,15 +117,30 @@ pub(crate) fn check_token_type(token_type: &str, proof_sent: bool) -> Result<boo
 /// Maps a token-endpoint failure. Only the provider's `error`/`error_description` are kept; the
 /// body itself is never echoed, since a malformed success response could contain tokens.
 pub(crate) fn token_error(e: &TokenError) -> Error {
+    token_error_with(e, |_, _, _| None)
+}
+
+/// [`token_error`] for any grant's error codes (RFC 6749 §5.2, RFC 8628 §3.5): `special` maps
+/// the codes that grant gives a meaning of its own; every other answer is mapped here.
+pub(crate) fn token_error_with<T>(
+    e: &RequestTokenError<HttpError, StandardErrorResponse<T>>,
+    special: impl FnOnce(&T, &str, Option<&str>) -> Option<Error>,
+) -> Error
+where
+    T: ErrorResponseType + std::fmt::Display + serde::Serialize,
+{
     match e {
         RequestTokenError::ServerResponse(r) => {
             let code = oauth_code(r.error());
-            Error::oauth(
-                ErrorKind::ProviderError,
-                format!("the provider answered `{}`", sanitize(&code)),
-                &code,
-                r.error_description().map(String::as_str),
-            )
+            let description = r.error_description().map(String::as_str);
+            special(r.error(), &code, description).unwrap_or_else(|| {
+                Error::oauth(
+                    ErrorKind::ProviderError,
+                    format!("the provider answered `{}`", sanitize(&code)),
+                    &code,
+                    description,
+                )
+            })
         }
         RequestTokenError::Request(h @ HttpError::DpopNonce { .. }) => {
             transient_http("the token request was refused", h)

@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::{CoreAuthPrompt, CoreDeviceAuthorizationResponse};
-use openidconnect::{
-    DeviceAuthorizationUrl, DeviceCodeErrorResponseType, RequestTokenError, Scope,
-};
+use openidconnect::{DeviceAuthorizationUrl, DeviceCodeErrorResponseType, Scope};
 use url::Url;
 
 use super::loopback::{self, SignInTurn};
@@ -23,7 +21,8 @@ use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result, sanitize};
-use crate::oauth::{token::token_error, transient_http, userinfo};
+use crate::oauth::token::{token_error, token_error_with};
+use crate::oauth::userinfo;
 use crate::session::{Identity, build, repo};
 use crate::util::oauth_code;
 use crate::verify::NonceCheck;
@@ -208,45 +207,24 @@ pub(crate) async fn resume_device(ctx: &Context, sign_in: DeviceSignIn) -> Resul
             Some(sign_in.lifetime),
         )
         .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => {
-                let code = oauth_code(r.error());
-                let description = r.error_description().map(String::as_str);
-                match r.error() {
-                    DeviceCodeErrorResponseType::AccessDenied => Error::oauth(
-                        ErrorKind::AccessDenied,
-                        "sign-in was declined at the provider",
-                        &code,
-                        description,
-                    ),
-                    DeviceCodeErrorResponseType::ExpiredToken => Error::oauth(
-                        ErrorKind::TimedOut,
-                        "the code expired before the sign-in was approved; run the command again",
-                        &code,
-                        // Past the deadline the answer is oauth2's, not the provider's.
-                        description.filter(|_| tokio::time::Instant::now() < deadline),
-                    ),
-                    _ => Error::oauth(
-                        ErrorKind::ProviderError,
-                        format!("the provider answered `{}`", sanitize(&code)),
-                        &code,
-                        description,
-                    ),
-                }
-                .context("device sign-in")
-            }
-            RequestTokenError::Request(h) => transient_http("device sign-in", &h),
-            RequestTokenError::Parse(p, _) => Error::new(
-                ErrorKind::ProviderInvalid,
-                format!(
-                    "the provider's token response is malformed (at `{}`)",
-                    sanitize(&p.path().to_string())
-                ),
-            ),
-            RequestTokenError::Other(s) => Error::new(
-                ErrorKind::ProviderInvalid,
-                format!("the provider's token response is invalid: {}", sanitize(&s)),
-            ),
+        .map_err(|e| {
+            token_error_with(&e, |error, code, description| match error {
+                DeviceCodeErrorResponseType::AccessDenied => Some(Error::oauth(
+                    ErrorKind::AccessDenied,
+                    "sign-in was declined at the provider",
+                    code,
+                    description,
+                )),
+                DeviceCodeErrorResponseType::ExpiredToken => Some(Error::oauth(
+                    ErrorKind::TimedOut,
+                    "the code expired before the sign-in was approved; run the command again",
+                    code,
+                    // Past the deadline the answer is oauth2's, not the provider's.
+                    description.filter(|_| tokio::time::Instant::now() < deadline),
+                )),
+                _ => None,
+            })
+            .context("device sign-in")
         })?;
     let mut session = build::session_from_response(
         ctx,
