@@ -476,7 +476,10 @@ mod tests {
             .expect_err("slash");
         assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
         assert!(e.message().contains("says its issuer is"), "{e}");
-        assert!(validate_metadata("https://evil.example", &raw("https://id.example")).is_err());
+        let e = validate_metadata("https://evil.example", &raw("https://id.example"))
+            .expect_err("another issuer");
+        assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
+        assert!(e.message().contains("says its issuer is"), "{e}");
     }
 
     #[test]
@@ -526,7 +529,8 @@ mod tests {
     fn https_issuer_with_http_endpoint_is_rejected() {
         let mut r = raw("https://id.example");
         r["token_endpoint"] = serde_json::json!("http://id.example/token");
-        assert!(validate_metadata("https://id.example", &r).is_err());
+        let e = validate_metadata("https://id.example", &r).expect_err("http endpoint");
+        assert!(e.message().contains("is not https"), "{e}");
     }
 
     #[test]

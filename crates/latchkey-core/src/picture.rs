@@ -287,15 +287,29 @@ mod tests {
         assert!(debug("http://127.0.0.1:8080/a.png").is_ok());
         assert!(debug("http://localhost:8080/a.png").is_ok());
         assert!(debug("https://127.0.0.1:8443/a.png").is_ok());
-        assert!(debug("http://example.com/a.png").is_err());
-        assert!(
-            debug("https://10.0.0.1/a.png").is_err(),
+        let refused = |c: &str| debug(c).expect_err(c);
+        assert_eq!(
+            refused("http://example.com/a.png"),
+            "http: URLs are not fetched; only https"
+        );
+        assert_eq!(
+            refused("https://10.0.0.1/a.png"),
+            "10.0.0.1 is not a public address",
             "private even in debug"
         );
-        assert!(debug("file:///etc/passwd").is_err());
-        assert!(debug("data:image/png;base64,AAAA").is_err());
-        assert!(debug("https://user:pw@example.com/a.png").is_err());
-        assert!(debug("not a url").is_err());
+        assert_eq!(
+            refused("file:///etc/passwd"),
+            "file: URLs are not fetched; only https"
+        );
+        assert_eq!(
+            refused("data:image/png;base64,AAAA"),
+            "data: URLs are not fetched; only https"
+        );
+        assert_eq!(
+            refused("https://user:pw@example.com/a.png"),
+            "it carries credentials"
+        );
+        assert!(refused("not a url").starts_with("not a URL"));
     }
 
     #[test]
@@ -304,21 +318,37 @@ mod tests {
         assert!(release("https://cdn.example.com/a.png").is_ok());
         assert!(release("https://93.184.215.14/a.png").is_ok());
         assert!(release("https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/a.png").is_ok());
-        for refused in [
-            "http://127.0.0.1:8080/a.png",
-            "http://localhost/a.png",
-            "http://cdn.example.com/a.png",
-            "https://127.0.0.1/a.png",
-            "https://127.1.2.3/a.png",
-            "https://[::1]/a.png",
-            "https://[::ffff:127.0.0.1]/a.png",
-            "https://10.1.2.3/a.png",
-            "https://169.254.169.254/latest/meta-data",
-            "https://[fe80::1]/a.png",
-            "https://0.0.0.0/a.png",
-            "https://user:pw@cdn.example.com/a.png",
+        let not_https = "http: URLs are not fetched; only https";
+        for (refused, why) in [
+            ("http://127.0.0.1:8080/a.png", not_https),
+            ("http://localhost/a.png", not_https),
+            ("http://cdn.example.com/a.png", not_https),
+            (
+                "https://127.0.0.1/a.png",
+                "127.0.0.1 is not a public address",
+            ),
+            (
+                "https://127.1.2.3/a.png",
+                "127.1.2.3 is not a public address",
+            ),
+            ("https://[::1]/a.png", "::1 is not a public address"),
+            (
+                "https://[::ffff:127.0.0.1]/a.png",
+                "::ffff:127.0.0.1 is not a public address",
+            ),
+            ("https://10.1.2.3/a.png", "10.1.2.3 is not a public address"),
+            (
+                "https://169.254.169.254/latest/meta-data",
+                "169.254.169.254 is not a public address",
+            ),
+            ("https://[fe80::1]/a.png", "fe80::1 is not a public address"),
+            ("https://0.0.0.0/a.png", "0.0.0.0 is not a public address"),
+            (
+                "https://user:pw@cdn.example.com/a.png",
+                "it carries credentials",
+            ),
         ] {
-            assert!(release(refused).is_err(), "{refused}");
+            assert_eq!(release(refused).expect_err(refused), why, "{refused}");
         }
     }
 

@@ -45,30 +45,69 @@ pub(crate) enum NonceCheck<'a> {
     NotSent,
 }
 
-/// Validation failed. `UnknownKey` is separate so the caller can refetch the JWKS once.
-#[derive(Debug)]
+/// Why an ID token was refused, by the step of OIDC Core §3.1.3.7 (and §3.3.2.11, §12.2) that
+/// refused it. Each variant carries the verifier's detail, for the message only.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum VerifyError {
+    /// Step 6: signed with a key the provider does not publish (a JWKS refetch may find it).
     UnknownKey,
-    Invalid(String),
+    /// Steps 6-8: a bad signature, or an algorithm not allowed.
+    Signature(String),
+    /// Step 2: `iss` is not the provider's issuer.
+    Issuer(String),
+    /// Step 3: `aud` does not name this client.
+    Audience(String),
+    /// Steps 4-5: `azp` names another client, or is missing with several audiences.
+    Azp(String),
+    /// Step 9: `exp` has passed.
+    Expired(String),
+    /// Step 10: `iat` is in the future.
+    IssuedInFuture(String),
+    /// Step 11: `nonce` is missing or not the one sent.
+    Nonce(String),
+    /// §3.1.3.8: `at_hash` does not match the access token.
+    AtHash(String),
+    /// §3.3.2.11: `c_hash` is missing with a code, or does not match it.
+    CHash(String),
+    /// §12.2: a refreshed ID token names another `sub`, `aud` or `azp`.
+    Refreshed(&'static str),
+    /// Anything else the verifier refused (malformed or unsupported claims).
+    Other(String),
 }
 
 impl VerifyError {
     pub(crate) fn into_error(self) -> Error {
-        match self {
-            VerifyError::UnknownKey => Error::new(
-                ErrorKind::ProviderInvalid,
-                "the ID token is signed with a key the provider does not publish; sign-in rejected",
+        let why = match self {
+            VerifyError::UnknownKey => {
+                return Error::new(
+                    ErrorKind::ProviderInvalid,
+                    "the ID token is signed with a key the provider does not publish; sign-in rejected",
+                );
+            }
+            VerifyError::Refreshed(why) => why.to_owned(),
+            VerifyError::Signature(why) => format!("signature: {why}"),
+            VerifyError::Issuer(why)
+            | VerifyError::Audience(why)
+            | VerifyError::Azp(why)
+            | VerifyError::Expired(why)
+            | VerifyError::IssuedInFuture(why)
+            | VerifyError::Nonce(why)
+            | VerifyError::AtHash(why)
+            | VerifyError::CHash(why)
+            | VerifyError::Other(why) => why,
+        };
+        Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the ID token is invalid ({}); sign-in rejected",
+                sanitize(&why)
             ),
-            VerifyError::Invalid(why) => Error::new(
-                ErrorKind::ProviderInvalid,
-                format!(
-                    "the ID token is invalid ({}); sign-in rejected",
-                    sanitize(&why)
-                ),
-            ),
-        }
+        )
     }
 }
+
+/// How step 10's failure starts, so [`map_claims_error`] can tell it from an expiry.
+const ISSUED_IN_FUTURE: &str = "issued in the future";
 
 fn verifier<'a>(
     provider: &'a Provider,
@@ -98,7 +137,7 @@ fn verifier<'a>(
     .set_issue_time_verifier_fn(move |iat| {
         if iat > now + MAX_CLOCK_SKEW {
             Err(format!(
-                "issued in the future ({iat}); check this computer's clock"
+                "{ISSUED_IN_FUTURE} ({iat}); check this computer's clock"
             ))
         } else {
             Ok(())
@@ -107,14 +146,21 @@ fn verifier<'a>(
 }
 
 fn map_claims_error(e: ClaimsVerificationError) -> VerifyError {
+    use ClaimsVerificationError as C;
+    let text = e.to_string();
     match e {
-        ClaimsVerificationError::SignatureVerification(
-            SignatureVerificationError::NoMatchingKey,
-        ) => VerifyError::UnknownKey,
-        ClaimsVerificationError::SignatureVerification(s) => {
-            VerifyError::Invalid(format!("signature: {s}"))
+        C::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
+            VerifyError::UnknownKey
         }
-        other => VerifyError::Invalid(other.to_string()),
+        C::SignatureVerification(s) => VerifyError::Signature(s.to_string()),
+        C::InvalidIssuer(_) => VerifyError::Issuer(text),
+        C::InvalidAudience(_) => VerifyError::Audience(text),
+        // Step 10's hook reports through `Expired` (openidconnect's choice): told apart by the
+        // message the hook above writes.
+        C::Expired(why) if why.starts_with(ISSUED_IN_FUTURE) => VerifyError::IssuedInFuture(why),
+        C::Expired(_) => VerifyError::Expired(text),
+        C::InvalidNonce(_) => VerifyError::Nonce(text),
+        _ => VerifyError::Other(text),
     }
 }
 
@@ -184,13 +230,13 @@ fn verify(
     let aud: Vec<String> = claims.audiences().iter().map(|a| a.to_string()).collect();
     match claims.authorized_party() {
         Some(azp) if azp.as_str() != client_id => {
-            return Err(VerifyError::Invalid(format!(
+            return Err(VerifyError::Azp(format!(
                 "azp `{}` is not this client",
                 sanitize(azp.as_str())
             )));
         }
         None if aud.len() > 1 => {
-            return Err(VerifyError::Invalid("several audiences but no azp".into()));
+            return Err(VerifyError::Azp("several audiences but no azp".into()));
         }
         _ => {}
     }
@@ -199,20 +245,20 @@ fn verify(
     let alg = || {
         id_token
             .signing_alg()
-            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))
+            .map_err(|e| VerifyError::Signature(e.to_string()))
     };
     let key = || {
         id_token
             .signing_key(&verifier)
-            .map_err(|e| VerifyError::Invalid(format!("signature: {e}")))
+            .map_err(|e| VerifyError::Signature(e.to_string()))
     };
 
     // §3.1.3.8 / §3.2.2.9: when at_hash is present it must match the access token.
     if let (Some(expected), Some(access_token)) = (claims.access_token_hash(), access_token) {
         let actual = AccessTokenHash::from_token(access_token, alg()?, key()?)
-            .map_err(|e| VerifyError::Invalid(format!("at_hash: {e}")))?;
+            .map_err(|e| VerifyError::AtHash(format!("at_hash: {e}")))?;
         if actual != *expected {
-            return Err(VerifyError::Invalid(
+            return Err(VerifyError::AtHash(
                 "at_hash does not match the access token".into(),
             ));
         }
@@ -222,16 +268,14 @@ fn verify(
     // so a code swapped into the response (§3.3.2.10 code injection) is caught before redemption.
     if let Some(code) = code {
         let Some(expected) = claims.code_hash() else {
-            return Err(VerifyError::Invalid(
+            return Err(VerifyError::CHash(
                 "it has no c_hash, which OIDC Core §3.3.2.11 requires with the code".into(),
             ));
         };
         let actual = AuthorizationCodeHash::from_code(code, alg()?, key()?)
-            .map_err(|e| VerifyError::Invalid(format!("c_hash: {e}")))?;
+            .map_err(|e| VerifyError::CHash(format!("c_hash: {e}")))?;
         if actual != *expected {
-            return Err(VerifyError::Invalid(
-                "c_hash does not match the code".into(),
-            ));
+            return Err(VerifyError::CHash("c_hash does not match the code".into()));
         }
     }
 
@@ -259,8 +303,8 @@ fn verify(
 /// and `azp`.
 pub(crate) fn check_refreshed(previous: &Claims, refreshed: &Claims) -> Result<(), VerifyError> {
     if previous.sub != refreshed.sub {
-        return Err(VerifyError::Invalid(
-            "the refreshed ID token is for a different subject".into(),
+        return Err(VerifyError::Refreshed(
+            "the refreshed ID token is for a different subject",
         ));
     }
     let mut a = previous.aud.clone();
@@ -268,8 +312,8 @@ pub(crate) fn check_refreshed(previous: &Claims, refreshed: &Claims) -> Result<(
     a.sort();
     b.sort();
     if a != b {
-        return Err(VerifyError::Invalid(
-            "the refreshed ID token has a different audience".into(),
+        return Err(VerifyError::Refreshed(
+            "the refreshed ID token has a different audience",
         ));
     }
     // §12.2: "its azp Claim Value MUST be the same as in the ID Token issued when the original
@@ -281,7 +325,7 @@ pub(crate) fn check_refreshed(previous: &Claims, refreshed: &Claims) -> Result<(
         (Some(_), None) => "the refreshed ID token lacks the azp the original had",
         _ => return Ok(()),
     };
-    Err(VerifyError::Invalid(why.into()))
+    Err(VerifyError::Refreshed(why))
 }
 
 #[cfg(test)]
