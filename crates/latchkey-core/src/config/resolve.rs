@@ -353,10 +353,14 @@ mod tests {
         assert!(validate_issuer("https://id.example.com/tenant").is_ok());
         let e = validate_issuer("http://id.example.com").expect_err("plain http");
         assert!(e.contains("only https"), "{e}");
-        assert!(validate_issuer("http://127.0.0.1.example.com").is_err());
-        assert!(validate_issuer("https://id.example.com/?x=1").is_err());
-        assert!(validate_issuer("ftp://id.example.com").is_err());
-        assert!(validate_issuer("not a url").is_err());
+        let e = validate_issuer("http://127.0.0.1.example.com").expect_err("not loopback");
+        assert!(e.contains("only https"), "{e}");
+        let e = validate_issuer("https://id.example.com/?x=1").expect_err("query");
+        assert!(e.ends_with("must not have a query or fragment"), "{e}");
+        let e = validate_issuer("ftp://id.example.com").expect_err("ftp");
+        assert!(e.ends_with("has scheme `ftp`; use https"), "{e}");
+        let e = validate_issuer("not a url").expect_err("no URL");
+        assert!(e.starts_with("`not a url` is not a URL"), "{e}");
     }
 
     #[test]
@@ -365,21 +369,28 @@ mod tests {
             normalize_scopes(vec!["email".into(), "email".into()]).expect("ok"),
             ["openid", "email"]
         );
-        assert!(normalize_scopes(vec!["bad\"scope".into()]).is_err());
+        let e = normalize_scopes(vec!["bad\"scope".into()]).expect_err("quote");
+        assert_eq!(e, "`bad\"scope` is not a valid scope token (RFC 6749 §3.3)");
     }
 
     #[test]
     fn login_timeout_forms() {
         assert_eq!(parse_duration("90").expect("n"), Duration::from_secs(90));
         assert_eq!(parse_duration("2m").expect("m"), Duration::from_secs(120));
-        assert!(parse_duration("1").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("1").expect_err("too short"),
+            "1 s is out of range; use 10 s to 60 min"
+        );
+        let e = parse_duration("soon").expect_err("not a number");
+        assert!(e.starts_with("`soon` is not a duration"), "{e}");
     }
 
     #[test]
     fn cli_redirect_must_be_loopback() {
         assert!(validate_loopback_redirect("http://127.0.0.1:8400/cb").is_ok());
-        assert!(validate_loopback_redirect("com.example.app:/callback").is_err());
-        assert!(validate_loopback_redirect("https://app.example/cb").is_err());
+        for uri in ["com.example.app:/callback", "https://app.example/cb"] {
+            let e = validate_loopback_redirect(uri).expect_err("not loopback");
+            assert!(e.contains("must be a loopback URL"), "{uri}: {e}");
+        }
     }
 }

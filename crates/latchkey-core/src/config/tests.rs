@@ -303,7 +303,10 @@ fn unknown_keys_and_bad_toml_are_clear() {
     let e = f.load(Settings::default()).expect_err("typo");
     assert!(e.message().contains("isuer"), "{e}");
     let f = fixture(Some("issuer = \n"), None);
-    assert!(f.load(Settings::default()).is_err());
+    let e = f.load(Settings::default()).expect_err("bad TOML");
+    assert_eq!(e.kind(), crate::error::ErrorKind::Config);
+    assert!(e.message().contains("user.toml: "), "{e}");
+    assert!(e.message().ends_with("; fix the file or remove it"), "{e}");
 }
 
 #[test]
@@ -332,7 +335,10 @@ fn extra_params_parse_and_reserved_are_rejected() {
     );
     let e = f.resolve(Settings::default()).expect_err("reserved");
     assert!(e.message().contains("`response_mode`"), "{e}");
-    assert!(parse_params("novalue").is_err());
+    assert_eq!(
+        parse_params("novalue").expect_err("no value"),
+        "expected key=value, found `novalue`"
+    );
 }
 
 #[test]
