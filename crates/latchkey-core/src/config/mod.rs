@@ -37,9 +37,7 @@ pub use resolve::{Merged, validate_issuer};
 #[cfg(feature = "fuzzing")]
 pub(crate) use sources::set_flag;
 pub use sources::{Paths, Source, Sources, Value, parse_params};
-pub use write::{
-    save_user_settings, save_user_settings_except, save_user_settings_in, save_user_value,
-};
+pub use write::save_user_settings;
 
 /// Scopes requested when none are configured.
 pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";

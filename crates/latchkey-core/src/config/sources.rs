@@ -308,7 +308,8 @@ pub enum Value {
     Map(BTreeMap<String, String>),
 }
 
-fn get(s: &Settings, key: &str) -> Option<Value> {
+/// A key's value as `s` states it, `None` when unset.
+pub(super) fn get(s: &Settings, key: &str) -> Option<Value> {
     let text = |v: &Option<String>| v.clone().map(Value::Text);
     match key {
         "issuer" => text(&s.issuer),

@@ -1,5 +1,5 @@
-//! The stages together: sources read from real files (with the managed file's checks), merged,
-//! resolved and written back.
+//! The stages together: sources read from real files (with the managed file's checks), merged
+//! and resolved. The fixture is shared with the other stages' tests.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,13 +7,14 @@ use std::time::Duration;
 use super::*;
 use crate::error::Result;
 
-struct Fixture {
+/// A user file and a managed file in a fresh folder, and an environment to read.
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    paths: Paths,
-    env: HashMap<String, String>,
+    pub(super) paths: Paths,
+    pub(super) env: HashMap<String, String>,
 }
 
-fn fixture(user: Option<&str>, system: Option<&str>) -> Fixture {
+pub(super) fn fixture(user: Option<&str>, system: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let user_path = dir.path().join("user.toml");
     let system_path = dir.path().join("system.toml");
@@ -35,11 +36,11 @@ fn fixture(user: Option<&str>, system: Option<&str>) -> Fixture {
 }
 
 impl Fixture {
-    fn load(&self, flags: Settings) -> Result<Sources> {
+    pub(super) fn load(&self, flags: Settings) -> Result<Sources> {
         let env = |k: &str| self.env.get(k).cloned();
         Sources::load(flags, &self.paths, &env)
     }
-    fn resolve(&self, flags: Settings) -> Result<Config> {
+    pub(super) fn resolve(&self, flags: Settings) -> Result<Config> {
         self.load(flags)?.resolve()
     }
 }
@@ -250,39 +251,6 @@ fn app_redirect_is_scheme_or_loopback() {
 }
 
 #[test]
-fn a_profile_is_saved_in_its_own_table_and_read_back() {
-    let f = fixture(
-        Some("issuer = \"https://a.example\"\nclient_id = \"a\"\n"),
-        None,
-    );
-    let path = f.paths.user_file.clone().expect("user file");
-    let scopes = vec!["openid".to_owned(), "email".to_owned()];
-    save_user_settings_in(&path, Some("work"), "https://b.example", "b", &scopes, &[])
-        .expect("save");
-    let sources = f.load(Settings::default()).expect("load");
-    assert!(sources.profiles().contains(&"work".to_owned()));
-    let work = sources.resolve_profile("work").expect("work");
-    assert_eq!(
-        (work.issuer.as_str(), work.client_id.as_str()),
-        ("https://b.example", "b")
-    );
-    assert_eq!(work.profile, "work");
-    let default = sources.resolve().expect("default");
-    assert_eq!(
-        default.issuer, "https://a.example",
-        "the top level is untouched"
-    );
-    assert_eq!(
-        sources
-            .for_profile("work")
-            .resolve()
-            .expect("selected")
-            .issuer,
-        "https://b.example"
-    );
-}
-
-#[test]
 fn errors_name_the_key_and_source() {
     let f = fixture(
         Some("issuer = \"http://id.example.com\"\nclient_id = \"a\"\n"),
@@ -468,47 +436,6 @@ fn client_secret_is_redacted_in_debug() {
     );
     let c = f.resolve(Settings::default()).expect("ok");
     assert!(!format!("{c:?}").contains("s3cr3t-value"));
-}
-
-#[test]
-fn save_keeps_other_keys() {
-    let f = fixture(Some("login_timeout = 60\n"), None);
-    let path = f.paths.user_file.clone().expect("path");
-    save_user_settings(
-        &path,
-        "https://id.example",
-        "app",
-        &["openid".into(), "email".into()],
-    )
-    .expect("save");
-    let c = f.resolve(Settings::default()).expect("ok");
-    assert_eq!(c.issuer, "https://id.example");
-    assert_eq!(c.login_timeout, Duration::from_secs(60));
-    assert_eq!(c.scopes, ["openid", "email"]);
-}
-
-#[test]
-fn save_except_leaves_skipped_keys_alone() {
-    let f = fixture(
-        Some("client_id = \"mine\"\n"),
-        Some("issuer = \"https://corp.example\"\nlocked = [\"issuer\"]\n"),
-    );
-    let path = f.paths.user_file.clone().expect("path");
-    save_user_settings_except(
-        &path,
-        "https://corp.example",
-        "app",
-        &["openid".into()],
-        &["issuer"],
-    )
-    .expect("save");
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(!text.contains("issuer"), "{text}");
-    let c = f.resolve(Settings::default()).expect("ok");
-    assert_eq!(
-        (c.issuer.as_str(), c.client_id.as_str()),
-        ("https://corp.example", "app")
-    );
 }
 
 #[cfg(unix)]
