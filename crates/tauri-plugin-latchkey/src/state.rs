@@ -803,17 +803,14 @@ impl AppState {
         let skip: Vec<&str> = read_only.into_iter().collect();
         // A new account goes into its own `[profiles.<name>]` table; the first run into the top
         // level. Either way no existing account is repointed.
-        config::save_user_settings_in(
-            path,
-            adding.as_deref(),
-            &candidate.issuer,
-            &candidate.client_id,
-            &candidate.scopes,
-            &skip,
-        )?;
-        if let Some(value) = &app_redirect {
-            config::save_user_value(path, adding.as_deref(), "app_redirect", value)?;
-        }
+        let values = Settings {
+            issuer: Some(candidate.issuer.clone()),
+            client_id: Some(candidate.client_id.clone()),
+            scopes: Some(Scopes::List(candidate.scopes.clone())),
+            app_redirect,
+            ..Settings::default()
+        };
+        config::save_user_settings(path, adding.as_deref(), &values, &skip)?;
         self.update(|i| {
             i.view.error = None;
             if let Some(name) = i.adding.take() {

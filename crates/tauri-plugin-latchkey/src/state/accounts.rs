@@ -363,14 +363,13 @@ impl AppState {
             .copied()
             .filter(|k| locked.contains(*k))
             .collect();
-        latchkey_core::config::save_user_settings_in(
-            path,
-            Some(&name),
-            &config.issuer,
-            &config.client_id,
-            &config.scopes,
-            &skip,
-        )?;
+        let values = latchkey_core::config::Settings {
+            issuer: Some(config.issuer.clone()),
+            client_id: Some(config.client_id.clone()),
+            scopes: Some(latchkey_core::config::Scopes::List(config.scopes.clone())),
+            ..Default::default()
+        };
+        latchkey_core::config::save_user_settings(path, Some(&name), &values, &skip)?;
         self.show_profile(app, Some(name)).await;
         self.sign_in(app).await
     }

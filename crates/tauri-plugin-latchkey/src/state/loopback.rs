@@ -41,7 +41,11 @@ impl AppState {
         if self.lock().view.phase == Phase::Waiting {
             self.cancel_sign_in();
         }
-        latchkey_core::config::save_user_value(path, table, "app_redirect", "loopback")?;
+        let values = latchkey_core::config::Settings {
+            app_redirect: Some("loopback".into()),
+            ..Default::default()
+        };
+        latchkey_core::config::save_user_settings(path, table, &values, &[])?;
         self.update(|i| i.view.notice = None);
         self.startup(app).await;
         self.sign_in(app).await
