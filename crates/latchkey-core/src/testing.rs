@@ -143,7 +143,7 @@ pub(crate) fn session_at(now: DateTime<Utc>, issuer: &str) -> Session {
             token: format!("{issuer}/token"),
             ..Default::default()
         }),
-        flow: "code".into(),
+        flow: crate::config::FlowChoice::Code,
         token_type: Some("Bearer".into()),
         dpop_jkt: None,
         dpop_key: None,

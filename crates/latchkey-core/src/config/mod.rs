@@ -137,8 +137,9 @@ impl StoreChoice {
     }
 }
 
-/// Which sign-in flow `login` runs (key `flow`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which sign-in flow `login` runs (key `flow`); a stored session records the one it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum FlowChoice {
     /// Authorization code with PKCE through the browser (RFC 6749 §4.1, RFC 7636, RFC 8252).

@@ -26,7 +26,7 @@ use crate::http::HttpError;
 use crate::oauth::client_auth::ClientAuth;
 use crate::oauth::token::redeem_with;
 use crate::oauth::userinfo::{Profile, UserInfo, userinfo_error};
-use crate::session::build::{merge_profile, session_from_response};
+use crate::session::build::{Origin, merge_profile, session_from_response};
 use crate::session::{Claims, Session};
 use crate::signin::{hybrid, policy};
 use crate::store::MemoryStore;
@@ -163,7 +163,7 @@ impl World {
             },
             signed_in_at: now - chrono::Duration::hours(1),
             endpoints: Some(provider.endpoints()),
-            flow: "code".into(),
+            flow: FlowChoice::Code,
             token_type: Some("Bearer".into()),
             dpop_jkt: None,
             dpop_key: None,
@@ -205,10 +205,14 @@ impl World {
                 return;
             }
         };
-        let (nonce, previous) = if refresh {
-            (NonceCheck::Refresh, Some(&self.previous))
+        let (nonce, origin) = if refresh {
+            (NonceCheck::Refresh, Origin::Refresh(&self.previous))
         } else {
-            (NonceCheck::Equals(&self.nonce), None)
+            let flow = FlowChoice::Code;
+            (
+                NonceCheck::Equals(&self.nonce),
+                Origin::SignIn { flow, par: false },
+            )
         };
         let dpop = dpop.then_some(&self.dpop);
         let Ok(session) = session_from_response(
@@ -216,7 +220,7 @@ impl World {
             &self.provider,
             &response,
             nonce,
-            previous,
+            origin,
             dpop,
         )
         .await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use openidconnect::core::{CoreIdToken, CoreTokenResponse};
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 
+use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::dpop::DpopKey;
@@ -16,16 +17,28 @@ use crate::session::{Claims, Session};
 use crate::util::jwt_exp;
 use crate::verify::{self, NonceCheck, VerifyError};
 
-/// Validates a token response and builds the session it describes. `dpop` is the key the
-/// request's proof was signed with, if it had one.
+/// What a token response answers: a new sign-in (by `flow`, its request pushed or not), or the
+/// refresh of a stored session, whose flow, binding and history it keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    SignIn { flow: FlowChoice, par: bool },
+    Refresh(&'a Session),
+}
+
+/// Validates a token response and builds the session it describes, whole: nothing is patched
+/// afterwards. `dpop` is the key the request's proof was signed with, if it had one.
 pub(crate) async fn session_from_response(
     ctx: &Context,
     provider: &Arc<Provider>,
     response: &CoreTokenResponse,
     nonce: NonceCheck<'_>,
-    previous: Option<&Session>,
+    origin: Origin<'_>,
     dpop: Option<&DpopKey>,
 ) -> Result<Session> {
+    let previous = match origin {
+        Origin::Refresh(p) => Some(p),
+        Origin::SignIn { .. } => None,
+    };
     let bound = check_token_type(response.token_type().as_ref(), dpop.is_some())?;
     // RFC 9449 §5: a Bearer answer to a request with a proof is a plain Bearer token; the
     // key is then of no use and is not kept.
@@ -90,14 +103,18 @@ pub(crate) async fn session_from_response(
         endpoints: previous
             .and_then(|p| p.endpoints.clone())
             .or_else(|| Some(provider.endpoints())),
-        // How it was signed in stays through refreshes; a new sign-in sets its own.
-        flow: previous
-            .map(|p| p.flow.clone())
-            .unwrap_or_else(|| "code".into()),
+        // How it was signed in stays through refreshes.
+        flow: match origin {
+            Origin::SignIn { flow, .. } => flow,
+            Origin::Refresh(p) => p.flow,
+        },
         token_type: Some(if bound { "DPoP" } else { "Bearer" }.into()),
         dpop_jkt: dpop_key.as_ref().map(|k| k.thumbprint().to_owned()),
         dpop_key,
-        par: previous.is_some_and(|p| p.par),
+        par: match origin {
+            Origin::SignIn { par, .. } => par,
+            Origin::Refresh(p) => p.par,
+        },
         picture: previous.and_then(|p| p.picture.clone()),
     })
 }
@@ -114,4 +131,41 @@ pub(crate) fn merge_profile(mut fresh: Claims, previous: &Claims) -> Claims {
     // Only userinfo carries these; the ID token's own grants are read from it.
     fresh.userinfo_grants = previous.userinfo_grants.clone();
     fresh
+}
+
+/// The session of an implicit sign-in (OIDC Core §3.2): its verified ID token alone, kept until
+/// its `exp`. No access or refresh token: `id_token` issues none (§3.2.2.5).
+pub(crate) fn implicit_session(
+    ctx: &Context,
+    provider: &Provider,
+    id_token: String,
+    claims: Claims,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    par: bool,
+) -> Session {
+    let now = ctx.now();
+    let scopes = crate::signin::policy::implicit_scopes(&ctx.config.scopes);
+    Session {
+        v: 1,
+        issuer: ctx.config.issuer.clone(),
+        client_id: ctx.config.client_id.clone(),
+        profile: ctx.config.profile.clone(),
+        access_token: String::new(),
+        expires_at,
+        issued_at: Some(now),
+        refresh_token: None,
+        id_token: Some(id_token),
+        requested_scopes: scopes.clone(),
+        // No `scope` comes back: what was asked is what the ID token's claims reflect.
+        granted_scopes: scopes,
+        claims,
+        signed_in_at: now,
+        endpoints: Some(provider.endpoints()),
+        flow: FlowChoice::Implicit,
+        token_type: None,
+        dpop_jkt: None,
+        dpop_key: None,
+        par,
+        picture: None,
+    }
 }

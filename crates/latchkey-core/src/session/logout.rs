@@ -66,7 +66,7 @@ pub(crate) async fn logout(ctx: &Context) -> Result<Logout> {
     };
     match refresh::provider_for(ctx, &session, Sends::Logout).await {
         // The implicit flow issues no token that could be revoked (RFC 7009 §2).
-        Ok(provider) if session.flow == FlowChoice::Implicit.as_str() => {
+        Ok(provider) if session.flow == FlowChoice::Implicit => {
             out.end_session_url = end_session::end_session_url(ctx, &provider, &session);
         }
         Ok(provider) => {

@@ -16,6 +16,7 @@ pub(crate) mod refresh;
 pub(crate) mod repo;
 pub(crate) mod tokens;
 
+use crate::config::FlowChoice;
 use crate::discovery::Endpoints;
 use crate::grants::{GrantSource, Grants};
 use crate::picture::Picture;
@@ -67,8 +68,8 @@ pub(crate) struct Session {
     pub endpoints: Option<Endpoints>,
     /// The flow that signed this session in (`code`, `hybrid`, `implicit`, `device`); sessions
     /// stored before it was recorded were all `code`.
-    #[serde(default = "code_flow")]
-    pub flow: String,
+    #[serde(default)]
+    pub flow: FlowChoice,
     /// The access token's type as the provider said (`Bearer`, `DPoP`); `None` for a token that
     /// came without one (implicit).
     #[serde(default)]
@@ -87,10 +88,6 @@ pub(crate) struct Session {
     /// network. Kept only while it is the one the claims name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picture: Option<CachedPicture>,
-}
-
-fn code_flow() -> String {
-    "code".into()
 }
 
 /// Pictures larger than this are not kept with the session: the keychain entry must stay small
@@ -289,7 +286,7 @@ impl Session {
             access_token_claims: AccessTokenClaims::peek(&self.access_token),
             grants: self.grants(),
             store: None,
-            flow: self.flow.clone(),
+            flow: self.flow.as_str().into(),
             token_type: self.token_type.clone(),
             dpop_jkt: self.dpop_jkt.clone(),
             par: self.par,
@@ -456,7 +453,7 @@ mod tests {
             },
             signed_in_at: DateTime::from_timestamp(1_999_999_000, 0).expect("ts"),
             endpoints: None,
-            flow: "code".into(),
+            flow: FlowChoice::Code,
             token_type: Some("Bearer".into()),
             dpop_jkt: None,
             dpop_key: None,
@@ -497,8 +494,10 @@ mod tests {
         assert_eq!(id["dpop_jkt"], serde_json::Value::Null);
         assert_eq!(id["par"], false);
         let mut s = session();
-        s.flow = "device".into();
+        s.flow = FlowChoice::Device;
         s.par = true;
+        let stored: serde_json::Value = serde_json::from_slice(&s.to_bytes()).expect("json");
+        assert_eq!(stored["flow"], "device", "stored as the config key's value");
         let id = serde_json::to_value(s.identity()).expect("identity");
         assert_eq!((&id["flow"], &id["par"]), (&"device".into(), &true.into()));
         assert_eq!(id["token_type"], "Bearer");

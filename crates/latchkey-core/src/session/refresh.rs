@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use openidconnect::RefreshToken;
 
-use super::{Identity, Session, build, cache, profile, repo};
+use super::build::{self, Origin};
+use super::{Identity, Session, cache, profile, repo};
 use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::{Endpoints, Provider};
@@ -75,7 +76,7 @@ pub(crate) async fn refresh_session(
         return Ok(session);
     }
     let Some(refresh_token) = session.refresh_token.clone() else {
-        if session.flow == FlowChoice::Implicit.as_str() {
+        if session.flow == FlowChoice::Implicit {
             // Kept until its ID token's exp, then forgotten: nothing can renew it.
             cache::uncache_token(ctx)?;
             ctx.vault.delete(&ctx.session_name).await?;
@@ -134,7 +135,7 @@ pub(crate) async fn refresh_session(
         &provider,
         &response,
         NonceCheck::Refresh,
-        Some(&session),
+        Origin::Refresh(&session),
         session.dpop_key.as_ref(),
     )
     .await?;

@@ -46,7 +46,7 @@ pub struct TokenInfo {
 
 /// An implicit sign-in has an ID token only (OIDC Core §3.2.2.5): no access token to hand out.
 pub(crate) fn has_access_token(session: &Session) -> Result<()> {
-    if session.flow == crate::config::FlowChoice::Implicit.as_str() {
+    if session.flow == crate::config::FlowChoice::Implicit {
         return Err(implicit::no_access_token());
     }
     Ok(())

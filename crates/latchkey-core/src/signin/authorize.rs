@@ -8,7 +8,7 @@ use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreResponseTy
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
 use url::Url;
 
-use super::{SignIn, implicit, policy};
+use super::{SignIn, policy};
 use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
@@ -74,7 +74,7 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
         request = request.add_extra_param("response_mode", mode.as_str());
     }
     let scopes = match flow {
-        FlowChoice::Implicit => implicit::implicit_scopes(&ctx.config.scopes),
+        FlowChoice::Implicit => policy::implicit_scopes(&ctx.config.scopes),
         _ => ctx.config.scopes.clone(),
     };
     for scope in scopes.iter().filter(|s| *s != "openid") {

@@ -13,7 +13,8 @@ use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{self, CallbackParams, ResponseMode};
 use crate::oauth::{token, userinfo};
-use crate::session::{Identity, build};
+use crate::session::Identity;
+use crate::session::build::{self, Origin};
 use crate::verify::NonceCheck;
 
 /// The single entry point for redirects: accepts only a response to a sign-in this process
@@ -123,16 +124,18 @@ pub(crate) async fn resume_params(
     .await?;
     let dpop_key = pending.dpop;
 
-    let mut session = build::session_from_response(
+    let session = build::session_from_response(
         ctx,
         &provider,
         &response,
         NonceCheck::Equals(&pending.nonce),
-        None,
+        Origin::SignIn {
+            flow: FlowChoice::Code,
+            par: pending.par,
+        },
         dpop_key.as_ref(),
     )
     .await?;
-    session.par = pending.par;
     let session = userinfo::with_userinfo(ctx, &client, session).await?;
     signed_in(ctx, &session, started, waited_before).await
 }

@@ -23,7 +23,8 @@ use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::oauth::token::{token_error, token_error_with};
 use crate::oauth::userinfo;
-use crate::session::{Identity, build, repo};
+use crate::session::build::{self, Origin};
+use crate::session::{Identity, repo};
 use crate::util::oauth_code;
 use crate::verify::NonceCheck;
 /// A device code lives at most this long here, whatever the provider's `expires_in` says.
@@ -226,16 +227,18 @@ pub(crate) async fn resume_device(ctx: &Context, sign_in: DeviceSignIn) -> Resul
             })
             .context("device sign-in")
         })?;
-    let mut session = build::session_from_response(
+    let session = build::session_from_response(
         ctx,
         &provider,
         &response,
         NonceCheck::NotSent,
-        None,
+        Origin::SignIn {
+            flow: FlowChoice::Device,
+            par: false,
+        },
         sign_in.dpop.as_ref(),
     )
     .await?;
-    session.flow = FlowChoice::Device.as_str().into();
     let session = userinfo::with_userinfo(ctx, &client, session).await?;
     super::store_new_session(ctx, &session).await?;
     Ok(repo::identity_of(ctx, &session))

@@ -20,7 +20,8 @@ use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{CallbackParams, Pending};
 use crate::oauth::{id_token, token, userinfo};
-use crate::session::{Session, build};
+use crate::session::Session;
+use crate::session::build::{self, Origin};
 use crate::verify::NonceCheck;
 
 /// §3.3.2.5-§3.3.3: checks the response's ID token, then redeems the code and checks that
@@ -54,12 +55,15 @@ pub(crate) async fn hybrid_session(
         pending.dpop.as_ref(),
     )
     .await?;
-    let mut session = build::session_from_response(
+    let session = build::session_from_response(
         ctx,
         provider,
         &response,
         NonceCheck::Equals(&pending.nonce),
-        None,
+        Origin::SignIn {
+            flow: FlowChoice::Hybrid,
+            par: pending.par,
+        },
         pending.dpop.as_ref(),
     )
     .await?;
@@ -71,8 +75,6 @@ pub(crate) async fn hybrid_session(
             "the token endpoint's ID token is for another user than the sign-in response's (OIDC Core §3.3.3.6); sign-in rejected",
         ));
     }
-    session.flow = FlowChoice::Hybrid.as_str().into();
-    session.par = pending.par;
     userinfo::with_userinfo(ctx, &client, session).await
 }
 

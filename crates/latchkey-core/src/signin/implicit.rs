@@ -14,13 +14,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::hybrid::front_channel_id_token;
-use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{CallbackParams, Pending};
 use crate::oauth::id_token;
-use crate::session::Session;
+use crate::session::{Session, build};
 use crate::util::jwt_payload;
 
 /// The line a CLI prints at each implicit sign-in.
@@ -48,42 +47,14 @@ pub(crate) async fn implicit_session(
         .and_then(|c| c.get("exp")?.as_i64())
         .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0))
         .ok_or_else(|| Error::new(ErrorKind::ProviderInvalid, "the ID token has no exp"))?;
-    let now = ctx.now();
-    let scopes = implicit_scopes(&ctx.config.scopes);
-    Ok(Session {
-        v: 1,
-        issuer: ctx.config.issuer.clone(),
-        client_id: ctx.config.client_id.clone(),
-        profile: ctx.config.profile.clone(),
-        // None: `id_token` issues no access token (OIDC Core §3.2.2.5).
-        access_token: String::new(),
-        expires_at,
-        issued_at: Some(now),
-        refresh_token: None,
-        id_token: Some(raw),
-        requested_scopes: scopes.clone(),
-        // No `scope` comes back: what was asked is what the ID token's claims reflect.
-        granted_scopes: scopes,
+    Ok(build::implicit_session(
+        ctx,
+        provider,
+        raw,
         claims,
-        signed_in_at: now,
-        endpoints: Some(provider.endpoints()),
-        flow: FlowChoice::Implicit.as_str().into(),
-        token_type: None,
-        dpop_jkt: None,
-        dpop_key: None,
-        par: pending.par,
-        picture: None,
-    })
-}
-
-/// The configured scopes less `offline_access`: the front channel never returns a refresh token
-/// (RFC 6749 §4.2.2), so asking for one would only show up as a denied scope.
-pub(crate) fn implicit_scopes(scopes: &[String]) -> Vec<String> {
-    scopes
-        .iter()
-        .filter(|s| *s != "offline_access")
-        .cloned()
-        .collect()
+        expires_at,
+        pending.par,
+    ))
 }
 
 /// The error `token` gives for an implicit session.

@@ -154,6 +154,16 @@ pub(crate) fn dpop_wanted(choice: UseChoice, provider: &Provider) -> Result<bool
     }
 }
 
+/// The configured scopes less `offline_access`: the front channel never returns a refresh token
+/// (RFC 6749 §4.2.2), so asking for one would only show up as a denied scope.
+pub(crate) fn implicit_scopes(scopes: &[String]) -> Vec<String> {
+    scopes
+        .iter()
+        .filter(|s| *s != "offline_access")
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
