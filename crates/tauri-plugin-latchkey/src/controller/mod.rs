@@ -51,8 +51,9 @@ pub struct AppState {
     ports: Ports,
     redirect_uri: Url,
     inner: Mutex<Inner>,
-    /// Serializes refreshes and sign-outs: a refresh finishing after a sign-out would otherwise
-    /// store the session again, and the view would show an account that is gone.
+    /// Orders the view updates of refreshes and sign-outs. The core already orders their
+    /// keychain writes, but a refresh answered just before a sign-out could otherwise show its
+    /// identity, and set its timer, after the sign-out: signed in on a forgotten session.
     session_gate: tokio::sync::Mutex<()>,
     /// The view's latest `seq`, for the window waiting in [`AppState::next_view`].
     changes: tokio::sync::watch::Sender<u64>,
