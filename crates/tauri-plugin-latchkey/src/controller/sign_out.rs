@@ -100,3 +100,51 @@ fn signed_out_message(out: &Logout, provider: AtProvider) -> String {
     });
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logout(was_signed_in: bool, revoked: bool) -> Logout {
+        let mut out = Logout::default();
+        out.was_signed_in = was_signed_in;
+        out.revoked = revoked;
+        out
+    }
+
+    #[test]
+    fn the_message_says_what_the_provider_did() {
+        assert_eq!(
+            signed_out_message(&logout(true, true), AtProvider::NotAsked),
+            "Signed out. The provider has revoked the session."
+        );
+        let m = signed_out_message(&logout(true, false), AtProvider::NotAsked);
+        assert!(
+            m.contains("could not revoke the session (no reason given)"),
+            "{m}"
+        );
+        assert_eq!(
+            signed_out_message(&logout(false, false), AtProvider::NotAsked),
+            "Signed out."
+        );
+    }
+
+    #[test]
+    fn the_message_says_what_came_of_also_signing_out_of_the_provider() {
+        let out = logout(false, false);
+        for (provider, tail) in [
+            (AtProvider::Opened, "signing you out of the provider too."),
+            (
+                AtProvider::NoBrowser,
+                "could not be opened to sign you out of the provider.",
+            ),
+            (
+                AtProvider::NoWay,
+                "offers no way to sign out of it from an app.",
+            ),
+        ] {
+            let m = signed_out_message(&out, provider);
+            assert!(m.starts_with("Signed out. ") && m.ends_with(tail), "{m}");
+        }
+    }
+}
