@@ -14,10 +14,10 @@ use latchkey_core::store::{MemoryStore, SecretStore};
 use serde_json::{Value, json};
 use tauri::test::{INVOKE_KEY, MockRuntime, mock_builder};
 use tauri::webview::InvokeRequest;
-use tauri::{App, Manager, WebviewWindow};
+use tauri::{App, WebviewWindow};
 
 use latchkey_identity::LATCHKEY;
-use tauri_plugin_latchkey::AppState;
+use tauri_plugin_latchkey::LatchkeyExt;
 use tauri_plugin_latchkey::models::Phase;
 
 /// A closed port: every provider call fails at once with "connection refused".
@@ -146,7 +146,7 @@ impl Fixture {
 fn wait_phase(app: &App<MockRuntime>, phase: Phase) -> tauri_plugin_latchkey::models::ViewModel {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let vm = app.state::<AppState>().view();
+        let vm = app.latchkey().view();
         if vm.phase == phase {
             return vm;
         }
@@ -156,6 +156,15 @@ fn wait_phase(app: &App<MockRuntime>, phase: Phase) -> tauri_plugin_latchkey::mo
             vm.phase
         );
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (10 s at most) until `done` holds.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -255,7 +264,7 @@ fn next_state_answers_at_the_next_change_or_unchanged_after_its_wait() {
     // Nothing changes: the view as it was, once the wait is over. Start-up may still change the
     // view after it is signed in (its background work ends with a notice or a picture), so this
     // waits until a whole wait passes with no change, and each change comes back at once.
-    let state = app.state::<AppState>();
+    let state = app.latchkey();
     let wait = Duration::from_millis(300);
     let mut quiet = false;
     for _ in 0..20 {
@@ -284,9 +293,15 @@ fn next_state_answers_at_the_next_change_or_unchanged_after_its_wait() {
         let vm = invoke(&waiting, "next_state", json!({ "after": seq }));
         (vm, started.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // Changed only once the poll listens, so the change cannot come before it.
+    wait_until("the poll listens", || state.waiting_polls() == 1);
     invoke(&window, "dismiss", json!({})).expect("dismiss");
     let (vm, took) = poll.join().expect("poll thread");
+    assert_eq!(
+        state.waiting_polls(),
+        0,
+        "the answered poll stopped listening"
+    );
     let vm = vm.expect("next_state");
     assert_eq!(vm["seq"], json!(seq + 1));
     assert_eq!(vm["phase"], "signedIn");
@@ -346,7 +361,7 @@ fn hostile_urls_are_rejected_and_change_nothing() {
     let f = Fixture::configured();
     let (app, _window) = f.app();
     wait_phase(&app, Phase::SignedOut);
-    let state = app.state::<AppState>();
+    let state = app.latchkey();
     let long = format!(
         "com.example.latchkey:/callback?state={}",
         "A".repeat(20_000)

@@ -3,12 +3,12 @@
 
 use tauri::{AppHandle, Runtime, State};
 
+use crate::controller::{AppState, LONG_POLL, SettingsForm};
 use crate::error::UiError;
 use crate::models::ViewModel;
-use crate::state::{AppState, LONG_POLL, SettingsForm};
 
 #[tauri::command]
-pub async fn get_state(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
+pub(crate) async fn get_state(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
     Ok(state.view())
 }
 
@@ -16,7 +16,7 @@ pub async fn get_state(state: State<'_, AppState>) -> Result<ViewModel, UiError>
 /// unchanged after [`LONG_POLL`]; the window then asks again. See [`AppState::next_view`] for why
 /// not events.
 #[tauri::command]
-pub async fn next_state(
+pub(crate) async fn next_state(
     state: State<'_, AppState>,
     after: Option<u64>,
 ) -> Result<ViewModel, UiError> {
@@ -24,7 +24,7 @@ pub async fn next_state(
 }
 
 #[tauri::command]
-pub async fn save_settings<R: Runtime>(
+pub(crate) async fn save_settings<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     form: SettingsForm,
@@ -33,7 +33,7 @@ pub async fn save_settings<R: Runtime>(
 }
 
 #[tauri::command]
-pub async fn sign_in<R: Runtime>(
+pub(crate) async fn sign_in<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
 ) -> Result<ViewModel, UiError> {
@@ -41,17 +41,17 @@ pub async fn sign_in<R: Runtime>(
 }
 
 #[tauri::command]
-pub async fn cancel_sign_in(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
+pub(crate) async fn cancel_sign_in(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
     Ok(state.cancel_sign_in())
 }
 
 #[tauri::command]
-pub async fn open_browser_again(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
+pub(crate) async fn open_browser_again(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
     state.open_browser_again()
 }
 
 #[tauri::command]
-pub async fn sign_out(
+pub(crate) async fn sign_out(
     state: State<'_, AppState>,
     also_provider: bool,
 ) -> Result<ViewModel, UiError> {
@@ -59,7 +59,7 @@ pub async fn sign_out(
 }
 
 #[tauri::command]
-pub async fn retry<R: Runtime>(
+pub(crate) async fn retry<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
 ) -> Result<ViewModel, UiError> {
@@ -68,7 +68,7 @@ pub async fn retry<R: Runtime>(
 
 /// Shows another signed-in account (from the keychain: no browser).
 #[tauri::command]
-pub async fn switch_account<R: Runtime>(
+pub(crate) async fn switch_account<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     profile: String,
@@ -79,7 +79,7 @@ pub async fn switch_account<R: Runtime>(
 /// Adds an account: with the shown account's provider (signs in at once), or with another
 /// provider (the first-run form, for a new profile).
 #[tauri::command]
-pub async fn add_account<R: Runtime>(
+pub(crate) async fn add_account<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     other_provider: bool,
@@ -88,7 +88,7 @@ pub async fn add_account<R: Runtime>(
 }
 
 #[tauri::command]
-pub async fn cancel_add_account<R: Runtime>(
+pub(crate) async fn cancel_add_account<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
 ) -> Result<ViewModel, UiError> {
@@ -97,7 +97,7 @@ pub async fn cancel_add_account<R: Runtime>(
 
 /// "The provider refused this app's link": sign in through a local address from now on.
 #[tauri::command]
-pub async fn use_loopback<R: Runtime>(
+pub(crate) async fn use_loopback<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
 ) -> Result<ViewModel, UiError> {
@@ -106,7 +106,7 @@ pub async fn use_loopback<R: Runtime>(
 
 /// Signs out of every account, revoking each where the provider can.
 #[tauri::command]
-pub async fn sign_out_all<R: Runtime>(
+pub(crate) async fn sign_out_all<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
 ) -> Result<ViewModel, UiError> {
@@ -114,6 +114,6 @@ pub async fn sign_out_all<R: Runtime>(
 }
 
 #[tauri::command]
-pub async fn dismiss(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
+pub(crate) async fn dismiss(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
     Ok(state.dismiss())
 }

@@ -35,12 +35,13 @@
 //! `plugins.deep-link.desktop.schemes[0]`, which the bundler also writes into the `.desktop`
 //! file, `Info.plist` and the Windows installer. The plugin reads it at start-up.
 //!
-//! - [`state`]: the controller (window states, timers, silent refresh).
-//! - [`commands`]: what the window may invoke; `permissions/default.toml` grants them all.
-//! - [`models`]: the view model; no field can hold a token.
-//! - [`links`]: incoming URLs from argv (hostile input); `latchkey_core::deep_link`, kept in the
-//!   core so it can be fuzzed without Tauri (`tests/fuzz`).
-//! - [`platform`]: per-OS scheme registration and webview tuning.
+//! Rust code reaches the plugin through [`LatchkeyExt`]: `app.latchkey().view()`.
+//!
+//! Inside: `controller/` (the state machine: its transitions in `controller/view.rs`, the
+//! effects in one file per use case), `commands.rs` (what the window may invoke;
+//! `permissions/default.toml` grants them all), [`models`] (the view model; no field can hold a
+//! token), `links.rs` (incoming URLs, hostile input) and `platform/` (per-OS scheme
+//! registration and webview tuning).
 //!
 //! The window's JavaScript API is `guest-js/index.js` (plain ES, no bundler needed).
 
@@ -51,17 +52,17 @@ use tauri::plugin::{Builder as PluginBuilder, TauriPlugin};
 use tauri::{AppHandle, Manager, Runtime};
 
 mod browser;
-pub mod commands;
-pub mod error;
+mod commands;
+mod controller;
+mod error;
+mod links;
 pub mod models;
-pub mod platform;
-pub mod state;
+mod platform;
 
-pub use latchkey_core::deep_link as links;
-
-pub use error::UiError;
+pub use controller::{AppState, Env};
+pub use error::{UiError, UiErrorKind};
 pub use latchkey_core::AppIdentity;
-pub use state::{AppState, Env, LONG_POLL};
+pub use links::on_second_instance;
 
 /// The plugin's name: commands are `plugin:latchkey|<command>`, permissions `latchkey:<name>`.
 pub const NAME: &str = "latchkey";
@@ -70,6 +71,18 @@ pub const NAME: &str = "latchkey";
 /// in `main`, before any thread starts; `<PREFIX>_WEBVIEW_TUNING=0` skips it.
 pub fn before_threads(identity: &AppIdentity) {
     platform::before_threads(identity);
+}
+
+/// The plugin from Rust, on the app, its handle or a window (like `app.notification()` in Tauri's
+/// own plugins). Panics if the plugin was not registered.
+pub trait LatchkeyExt<R: Runtime> {
+    fn latchkey(&self) -> &AppState;
+}
+
+impl<R: Runtime, T: Manager<R>> LatchkeyExt<R> for T {
+    fn latchkey(&self) -> &AppState {
+        self.state::<AppState>().inner()
+    }
 }
 
 /// Configures the plugin.
@@ -145,7 +158,7 @@ impl Builder {
                 Ok(())
             })
             .on_webview_ready(move |webview| {
-                if webview.label() == state::MAIN_WINDOW {
+                if webview.label() == links::MAIN_WINDOW {
                     platform::tune_webview(&webview, &identity);
                 }
             })
@@ -154,7 +167,7 @@ impl Builder {
 
     fn setup<R: Runtime>(self, app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
         self.identity.validate()?;
-        let scheme = scheme(app)?;
+        let scheme = links::scheme(app)?;
         let mut ports = self.ports.unwrap_or_else(|| {
             let mut ports = Ports::system(&self.identity);
             ports.browser = Arc::new(browser::AppBrowser::from_env());
@@ -171,7 +184,7 @@ impl Builder {
         // A URL in argv at cold start: the process was started by a redirect while no instance
         // was running (e.g. the window was closed during sign-in). It cannot match a sign-in of
         // this process, so `resume` rejects it and the window says so.
-        let cold = links::stray_args(&std::env::args().collect::<Vec<_>>(), &scheme);
+        let cold = links::cold_start_urls(&scheme);
         let handle = app.clone();
         let identity = self.identity;
         let deep_link = self.deep_link;
@@ -180,12 +193,12 @@ impl Builder {
             // runs each plugin's setup, so registering another plugin there would wait forever.
             let mut cold = cold;
             if deep_link {
-                match wire_deep_link(&handle, &identity, scheme) {
+                match links::wire_deep_link(&handle, &identity, scheme) {
                     Ok(urls) => cold.extend(urls),
                     Err(e) => tracing::error!("deep links will not arrive: {e}"),
                 }
             }
-            let state = handle.state::<AppState>();
+            let state = handle.latchkey();
             let started = std::time::Instant::now();
             let vm = state.startup(&handle).await;
             tracing::debug!(phase = ?vm.phase, ms = started.elapsed().as_secs_f64() * 1e3, "start-up done");
@@ -194,74 +207,5 @@ impl Builder {
             }
         });
         Ok(())
-    }
-}
-
-/// Registers `tauri-plugin-deep-link`, hands every URL it receives to [`deliver`], and returns the
-/// URLs this process was started with.
-fn wire_deep_link<R: Runtime>(
-    app: &AppHandle<R>,
-    identity: &AppIdentity,
-    scheme: String,
-) -> tauri::Result<Vec<String>> {
-    app.plugin(tauri_plugin_deep_link::init())?;
-    let deep_link = app.state::<tauri_plugin_deep_link::DeepLink<R>>();
-    let cold = match deep_link.get_current() {
-        Ok(Some(urls)) => urls
-            .into_iter()
-            .take(links::MAX_URLS)
-            .map(String::from)
-            .collect(),
-        _ => Vec::new(),
-    };
-    let handle = app.clone();
-    deep_link.on_open_url(move |event| {
-        for url in event.urls().into_iter().take(links::MAX_URLS) {
-            deliver(&handle, url.into());
-        }
-    });
-    platform::register_scheme_for_debug(app, identity, scheme);
-    Ok(cold)
-}
-
-/// The redirect scheme from `tauri.conf.json` (`plugins.deep-link.desktop.schemes[0]`), checked
-/// against RFC 3986 §3.1 and RFC 8252 §7.1 (a reverse-DNS name with a dot).
-fn scheme<R: Runtime>(app: &AppHandle<R>) -> Result<String, String> {
-    let conf = app.config().plugins.0.get("deep-link");
-    let desktop = conf.and_then(|c| c.get("desktop"));
-    // `desktop` is one `{ "schemes": [...] }` or a list of them.
-    let first = match desktop {
-        Some(serde_json::Value::Array(list)) => list.first(),
-        other => other,
-    };
-    let scheme = first
-        .and_then(|d| d.pointer("/schemes/0"))
-        .and_then(|v| v.as_str())
-        .ok_or(
-            "tauri.conf.json: plugins.deep-link.desktop.schemes[0] must name the redirect scheme",
-        )?;
-    links::check_scheme(scheme)?;
-    Ok(scheme.to_owned())
-}
-
-/// A redirect (or anything else) delivered to the running instance.
-pub fn deliver<R: Runtime>(app: &AppHandle<R>, url: String) {
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        app.state::<AppState>().incoming(&app, url).await;
-    });
-}
-
-/// Hand this to `tauri_plugin_single_instance::init`: someone started the app again. A
-/// well-formed redirect was already handed to the deep-link plugin by single-instance (with its
-/// `deep-link` feature); anything else that claims the scheme is handed to `resume` here, so it
-/// is rejected visibly rather than silently.
-pub fn on_second_instance<R: Runtime>(app: &AppHandle<R>, argv: Vec<String>, _cwd: String) {
-    state::focus_main(app);
-    let Some(state) = app.try_state::<AppState>() else {
-        return;
-    };
-    for url in links::stray_args(&argv, state.scheme()) {
-        deliver(app, url);
     }
 }

@@ -6,46 +6,38 @@
 
 use std::sync::Arc;
 
-use latchkey_core::{Latchkey, LoginNotice};
+use latchkey_core::config::AppRedirect;
+use latchkey_core::{Identity, Latchkey, LoginNotice, SignIn};
 use tauri::{AppHandle, Manager, Runtime};
 
-use super::{AppState, abort, focus_main};
-use crate::models::{ErrorView, Phase, RetryAction, ViewModel, WaitingView};
+use super::AppState;
+use super::settings::UserFile;
+use crate::error::UiError;
+use crate::links::focus_main;
+use crate::models::{Phase, ViewModel, app_message};
 
 impl AppState {
     /// "The provider refused this app's link": saves `app_redirect = "loopback"` for the shown
     /// account and starts the sign-in again on a local address.
-    pub async fn use_loopback<R: Runtime>(
+    pub(crate) async fn use_loopback<R: Runtime>(
         &self,
         app: &AppHandle<R>,
-    ) -> Result<ViewModel, crate::error::UiError> {
+    ) -> Result<ViewModel, UiError> {
         let lk = self.latchkey()?;
-        if lk.config().app_redirect == latchkey_core::config::AppRedirect::Loopback {
+        if lk.config().app_redirect == AppRedirect::Loopback {
             return Ok(self.view());
         }
         let sources = self.load_sources()?;
         if sources.locked_keys().contains("app_redirect") {
-            return Err(crate::error::UiError::new(
-                "config",
+            return Err(UiError::config(
                 "Your organization manages how the provider sends you back to the app",
             ));
         }
-        let path = sources.user_file().ok_or_else(|| {
-            crate::error::UiError::new(
-                "config",
-                "There is no user configuration directory to save to",
-            )
-        })?;
-        let profile = lk.config().profile.clone();
-        let table = (profile != latchkey_core::config::DEFAULT_PROFILE).then_some(profile.as_str());
+        let file = UserFile::of(&sources)?;
         if self.lock().view.phase == Phase::Waiting {
             self.cancel_sign_in();
         }
-        let values = latchkey_core::config::Settings {
-            app_redirect: Some("loopback".into()),
-            ..Default::default()
-        };
-        latchkey_core::config::save_user_settings(path, table, &values, &[])?;
+        file.use_loopback(&lk.config().profile)?;
         self.update(|i| i.view.notice = None);
         self.startup(app).await;
         self.sign_in(app).await
@@ -77,10 +69,7 @@ impl AppState {
                 .await;
             state.loopback_finished(&handle, &lk, attempt, result);
         });
-        self.update(|i| {
-            abort(&mut i.loopback_task);
-            i.loopback_task = Some(task);
-        })
+        self.update(|i| i.loopback_task.set(task))
     }
 
     /// The listener is up and the browser was asked to open the authorization request.
@@ -88,24 +77,13 @@ impl AppState {
         &self,
         app: &AppHandle<R>,
         attempt: u64,
-        sign_in: &latchkey_core::SignIn,
+        sign_in: &SignIn,
         problem: Option<&latchkey_core::Error>,
     ) {
+        let problem = problem.map(app_message);
         let mut current = false;
         self.update(|i| {
-            i.beginning = false;
-            if i.attempt != attempt {
-                return;
-            }
-            current = true;
-            i.view.phase = Phase::Waiting;
-            let mut waiting = WaitingView::new(&sign_in.url, sign_in.expires_at);
-            match problem {
-                None => waiting.browser_opened = true,
-                Some(e) => waiting.browser_problem = Some(crate::models::app_message(e)),
-            }
-            i.view.waiting = Some(waiting);
-            i.sign_in_url = Some(sign_in.url.clone());
+            current = i.on_loopback_opened(attempt, &sign_in.url, sign_in.expires_at, problem);
         });
         if current {
             self.schedule_timeout(app, attempt, sign_in.expires_at);
@@ -117,13 +95,14 @@ impl AppState {
         app: &AppHandle<R>,
         lk: &Latchkey,
         attempt: u64,
-        result: latchkey_core::Result<latchkey_core::Identity>,
+        result: latchkey_core::Result<Identity>,
     ) {
         if self.lock().attempt != attempt {
             return; // cancelled or timed out meanwhile: the window has moved on
         }
         self.update(|i| {
-            i.loopback_task = None;
+            // This task is the caller: letting go of it must not stop it.
+            i.loopback_task.done();
             i.beginning = false;
         });
         match result {
@@ -132,10 +111,7 @@ impl AppState {
                 self.signed_in(app, lk, &id);
             }
             Err(e) => {
-                self.update(|i| {
-                    i.signed_out();
-                    i.view.error = Some(ErrorView::from_error(&e, Some(RetryAction::SignIn)));
-                });
+                self.update(|i| i.signed_out_by(&e));
             }
         }
     }

@@ -7,86 +7,85 @@
 //! way `latchkey accounts` builds it: the profiles the configuration names, each read from the
 //! keychain (no network).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use latchkey_core::{ErrorKind, Identity, Latchkey};
-use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Manager, Runtime};
 
-use super::{AppState, Inner, RETRY_DELAYS, abort};
+use super::schedule::{Backoff, Task, refresh_due};
+use super::settings::UserFile;
+use super::{AppState, Inner};
 use crate::error::UiError;
-use crate::models::{AccountView, Phase, initials};
+use crate::models::{AccountView, FORM_KEYS, Phase, SetupView, ViewModel, app_message, initials};
 
 /// A signed-in account that is not the one shown.
 pub(super) struct Slot {
-    latchkey: Arc<Latchkey>,
+    pub(super) latchkey: Arc<Latchkey>,
     identity: Option<Identity>,
     /// What went wrong with this account alone, in plain words.
     problem: Option<String>,
-    failures: u32,
-    timer: Option<JoinHandle<()>>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        abort(&mut self.timer);
-    }
+    backoff: Backoff,
+    timer: Task,
 }
 
 /// At most this many accounts are listed (and refreshed).
 const MAX_ACCOUNTS: usize = 16;
 
+/// One line of the switcher.
+fn account_view(profile: &str, name: String, initials: String, issuer: String) -> AccountView {
+    AccountView {
+        profile: profile.to_owned(),
+        name,
+        initials,
+        picture: None,
+        issuer,
+        selected: false,
+        signed_in: true,
+        problem: None,
+    }
+}
+
 impl Inner {
     /// The profile shown, once set up.
-    pub(super) fn shown_profile(&self) -> Option<String> {
+    fn shown_profile(&self) -> Option<String> {
         self.latchkey.as_ref().map(|lk| lk.config().profile.clone())
     }
 
-    /// The list for the window: the shown account (when signed in or signing in) and every slot.
+    /// The list for the window: the shown account (when signed in) and every slot with a session
+    /// or a problem.
     pub(super) fn account_views(&self) -> Vec<AccountView> {
-        let shown = self.shown_profile();
         let mut list = Vec::new();
-        if let (Some(profile), Some(id)) = (&shown, &self.view.identity) {
+        if let (Some(profile), Some(id)) = (self.shown_profile(), &self.view.identity) {
+            let name = id.name.clone().unwrap_or_else(|| id.subject.clone());
             list.push(AccountView {
-                profile: profile.clone(),
-                name: id.name.clone().unwrap_or_else(|| id.subject.clone()),
-                initials: id.initials.clone(),
                 picture: id.picture.clone(),
-                issuer: id.issuer.clone(),
                 selected: true,
-                signed_in: true,
-                problem: None,
+                ..account_view(&profile, name, id.initials.clone(), id.issuer.clone())
             });
         }
         for (profile, slot) in &self.accounts {
-            let Some(id) = &slot.identity else {
-                if let Some(problem) = &slot.problem {
-                    list.push(AccountView {
-                        profile: profile.clone(),
-                        name: profile.clone(),
-                        initials: initials(profile),
-                        picture: None,
-                        issuer: slot.latchkey.config().issuer.clone(),
-                        selected: false,
-                        signed_in: false,
-                        problem: Some(problem.clone()),
-                    });
+            let view = match (&slot.identity, &slot.problem) {
+                (Some(id), problem) => {
+                    let name = id.name.clone().unwrap_or_else(|| id.subject.clone());
+                    AccountView {
+                        problem: problem.clone(),
+                        ..account_view(profile, name.clone(), initials(&name), id.issuer.clone())
+                    }
                 }
-                continue;
+                (None, Some(problem)) => AccountView {
+                    signed_in: false,
+                    problem: Some(problem.clone()),
+                    ..account_view(
+                        profile,
+                        profile.clone(),
+                        initials(profile),
+                        slot.latchkey.config().issuer.clone(),
+                    )
+                },
+                (None, None) => continue,
             };
-            let name = id.name.clone().unwrap_or_else(|| id.subject.clone());
-            list.push(AccountView {
-                profile: profile.clone(),
-                initials: initials(&name),
-                name,
-                picture: None,
-                issuer: id.issuer.clone(),
-                selected: false,
-                signed_in: true,
-                problem: slot.problem.clone(),
-            });
+            list.push(view);
         }
         list.sort_by(|a, b| a.profile.cmp(&b.profile));
         list
@@ -96,7 +95,7 @@ impl Inner {
 impl AppState {
     /// Reads every configured profile's stored session (keychain only) and keeps a background
     /// slot for each signed-in one that is not shown.
-    pub async fn reload_accounts<R: Runtime>(&self, app: &AppHandle<R>) {
+    pub(super) async fn reload_accounts<R: Runtime>(&self, app: &AppHandle<R>) {
         let Ok(sources) = self.load_sources() else {
             return;
         };
@@ -124,72 +123,39 @@ impl AppState {
             let stored = lk.current().await;
             found.push((profile, lk, stored));
         }
-        let mut schedule = Vec::new();
         self.update(|i| {
-            let mut keep = std::collections::BTreeMap::new();
+            let mut keep = BTreeMap::new();
             for (profile, lk, stored) in found {
                 let mut slot = i.accounts.remove(&profile).unwrap_or(Slot {
                     latchkey: Arc::clone(&lk),
                     identity: None,
                     problem: None,
-                    failures: 0,
-                    timer: None,
+                    backoff: Backoff::default(),
+                    timer: Task::default(),
                 });
                 slot.latchkey = lk;
                 match stored {
                     Ok(Some(id)) => {
-                        if slot.timer.is_none() {
-                            schedule.push((profile.clone(), id.refresh_at));
+                        if !slot.timer.is_set() {
+                            schedule_background(
+                                app,
+                                &profile,
+                                &mut slot.timer,
+                                refresh_due(id.refresh_at),
+                            );
                         }
                         slot.identity = Some(id);
                     }
                     Ok(None) if slot.problem.is_none() => continue,
                     Ok(None) => slot.identity = None,
-                    Err(e) => slot.problem = Some(crate::models::app_message(&e)),
+                    Err(e) => slot.problem = Some(app_message(&e)),
                 }
                 keep.insert(profile, slot);
             }
             // Profiles no longer found (signed out elsewhere, or now shown) are dropped here,
             // which stops their timers.
             i.accounts = keep;
-            i.view.accounts = i.account_views();
         });
-        for (profile, at) in schedule {
-            self.schedule_background(app, profile, at);
-        }
-    }
-
-    /// The background refresh of one account at `at`.
-    fn schedule_background<R: Runtime>(
-        &self,
-        app: &AppHandle<R>,
-        profile: String,
-        at: DateTime<Utc>,
-    ) {
-        let app = app.clone();
-        let name = profile.clone();
-        let timer = tauri::async_runtime::spawn(async move {
-            while let Ok(left) = (at + chrono::Duration::milliseconds(250) - Utc::now()).to_std() {
-                if left.is_zero() {
-                    break;
-                }
-                tokio::time::sleep(left.min(Duration::from_secs(30))).await;
-            }
-            // Detached, like the foreground refresh: cut short, it could lose a rotated token.
-            tauri::async_runtime::spawn(async move {
-                app.state::<AppState>()
-                    .refresh_background(&app, &name)
-                    .await;
-            });
-        });
-        let mut i = self.lock();
-        match i.accounts.get_mut(&profile) {
-            Some(slot) => {
-                abort(&mut slot.timer);
-                slot.timer = Some(timer);
-            }
-            None => timer.abort(),
-        }
     }
 
     async fn refresh_background<R: Runtime>(&self, app: &AppHandle<R>, profile: &str) {
@@ -202,54 +168,51 @@ impl AppState {
             return;
         };
         let result = lk.status().await;
-        let mut next = None;
         self.update(|i| {
             let Some(slot) = i.accounts.get_mut(profile) else {
                 return;
             };
-            slot.timer = None;
-            match &result {
+            // This refresh is the timer's work: the timer has run.
+            slot.timer.done();
+            let next = match &result {
                 Ok(id) => {
                     slot.identity = Some(id.clone());
                     slot.problem = None;
-                    slot.failures = 0;
-                    next = Some(id.refresh_at);
+                    slot.backoff.reset();
+                    Some(refresh_due(id.refresh_at))
                 }
                 Err(e)
                     if matches!(e.kind(), ErrorKind::SessionExpired | ErrorKind::NotSignedIn) =>
                 {
                     slot.identity = None;
-                    slot.problem = Some(crate::models::app_message(e));
+                    slot.problem = Some(app_message(e));
+                    None
                 }
                 Err(e) => {
-                    let wait = RETRY_DELAYS[(slot.failures as usize).min(RETRY_DELAYS.len() - 1)];
-                    slot.failures += 1;
+                    let wait = slot.backoff.next();
                     slot.problem = Some(format!(
-                        "Couldn't refresh this account; trying again in {wait} s. {}",
-                        crate::models::app_message(e)
+                        "Couldn't refresh this account; trying again in {} s. {}",
+                        wait.as_secs(),
+                        app_message(e)
                     ));
-                    next = Some(Utc::now() + chrono::Duration::seconds(wait as i64 - 1));
+                    Some(chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
                 }
+            };
+            if let Some(due) = next {
+                schedule_background(app, profile, &mut slot.timer, due);
             }
-            i.view.accounts = i.account_views();
         });
-        if let Some(at) = next {
-            self.schedule_background(app, profile.to_owned(), at);
-        }
     }
 
     /// Shows another account: silently, from the keychain, no browser.
-    pub async fn switch_account<R: Runtime>(
+    pub(crate) async fn switch_account<R: Runtime>(
         &self,
         app: &AppHandle<R>,
         profile: String,
-    ) -> Result<crate::models::ViewModel, UiError> {
+    ) -> Result<ViewModel, UiError> {
         let known = self.load_sources()?.profiles().contains(&profile);
         if !known {
-            return Err(UiError::new(
-                "config",
-                format!("There is no account `{profile}`"),
-            ));
+            return Err(UiError::config(format!("There is no account `{profile}`")));
         }
         if self.lock().shown_profile().as_deref() == Some(profile.as_str()) {
             return Ok(self.view());
@@ -262,11 +225,7 @@ impl AppState {
     }
 
     /// Makes `profile` (or the configured one) the shown account and lists the others.
-    pub(super) async fn show_profile<R: Runtime>(
-        &self,
-        app: &AppHandle<R>,
-        profile: Option<String>,
-    ) {
+    async fn show_profile<R: Runtime>(&self, app: &AppHandle<R>, profile: Option<String>) {
         self.update(|i| {
             i.profile = profile;
             i.adding = None;
@@ -277,47 +236,14 @@ impl AppState {
         self.startup(app).await;
     }
 
-    /// "Sign out of all accounts": every listed account, then the shown one.
-    pub async fn sign_out_all<R: Runtime>(
-        &self,
-        app: &AppHandle<R>,
-    ) -> Result<crate::models::ViewModel, UiError> {
-        let others: Vec<Arc<Latchkey>> = self
-            .lock()
-            .accounts
-            .values()
-            .map(|s| Arc::clone(&s.latchkey))
-            .collect();
-        let mut problems = 0;
-        for lk in others {
-            if lk.logout().await.is_err() {
-                problems += 1;
-            }
-        }
-        self.update(|i| i.accounts.clear());
-        if self.lock().view.phase == Phase::SignedIn {
-            self.sign_out(false).await?;
-        }
-        self.reload_accounts(app).await;
-        Ok(self.update(|i| {
-            i.view.notice = Some(crate::models::Notice::info(if problems == 0 {
-                "Signed out of all accounts.".to_owned()
-            } else {
-                format!("Signed out of all accounts; {problems} could not be reached to revoke.")
-            }));
-        }))
-    }
-}
-
-impl AppState {
     /// "Add account". With the same provider: a new `[profiles.account-N]` in the user file with
     /// the shown account's issuer, client and scopes, shown and signing in at once. With another
     /// provider: the first-run form for the new profile, validated by discovery when saved.
-    pub async fn add_account<R: Runtime>(
+    pub(crate) async fn add_account<R: Runtime>(
         &self,
         app: &AppHandle<R>,
         other_provider: bool,
-    ) -> Result<crate::models::ViewModel, UiError> {
+    ) -> Result<ViewModel, UiError> {
         let sources = self.load_sources()?;
         let names = sources.profiles();
         let name = (2..)
@@ -325,14 +251,13 @@ impl AppState {
             .find(|n| !names.contains(n))
             .unwrap_or_else(|| "account".into());
         if names.len() >= MAX_ACCOUNTS {
-            return Err(UiError::new(
-                "config",
-                format!("At most {MAX_ACCOUNTS} accounts can be added"),
-            ));
+            return Err(UiError::config(format!(
+                "At most {MAX_ACCOUNTS} accounts can be added"
+            )));
         }
         if other_provider {
             let merged = sources.clone().for_profile(&name).merged()?;
-            let mut setup = crate::models::SetupView::from_merged(&merged, sources.user_file());
+            let mut setup = SetupView::from_merged(&merged, sources.user_file());
             setup.adding = Some(name.clone());
             return Ok(self.update(|i| {
                 if i.view.phase == Phase::Waiting
@@ -349,36 +274,21 @@ impl AppState {
             }));
         }
         let current = self.latchkey()?;
-        let config = current.config();
-        let path = sources.user_file().ok_or_else(|| {
-            UiError::new(
-                "config",
-                "There is no user configuration directory to save to",
-            )
-        })?;
+        let file = UserFile::of(&sources)?;
         // Keys the organization locks stay locked for every profile: they are not written.
         let locked = sources.locked_keys();
-        let skip: Vec<&str> = crate::models::FORM_KEYS
+        let skip: Vec<&str> = FORM_KEYS
             .iter()
             .copied()
             .filter(|k| locked.contains(*k))
             .collect();
-        let values = latchkey_core::config::Settings {
-            issuer: Some(config.issuer.clone()),
-            client_id: Some(config.client_id.clone()),
-            scopes: Some(latchkey_core::config::Scopes::List(config.scopes.clone())),
-            ..Default::default()
-        };
-        latchkey_core::config::save_user_settings(path, Some(&name), &values, &skip)?;
+        file.save_account(Some(&name), current.config(), None, &skip)?;
         self.show_profile(app, Some(name)).await;
         self.sign_in(app).await
     }
 
     /// Leaves the "another provider" form without adding anything.
-    pub async fn cancel_add_account<R: Runtime>(
-        &self,
-        app: &AppHandle<R>,
-    ) -> crate::models::ViewModel {
+    pub(crate) async fn cancel_add_account<R: Runtime>(&self, app: &AppHandle<R>) -> ViewModel {
         let (adding, profile) = {
             let i = self.lock();
             (i.adding.is_some(), i.profile.clone())
@@ -388,4 +298,20 @@ impl AppState {
         }
         self.view()
     }
+}
+
+/// The background refresh of `profile` at `due`, in its slot's timer.
+fn schedule_background<R: Runtime>(
+    app: &AppHandle<R>,
+    profile: &str,
+    timer: &mut Task,
+    due: chrono::DateTime<chrono::Utc>,
+) {
+    let app = app.clone();
+    let profile = profile.to_owned();
+    timer.at(due, async move {
+        app.state::<AppState>()
+            .refresh_background(&app, &profile)
+            .await;
+    });
 }
