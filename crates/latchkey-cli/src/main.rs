@@ -39,7 +39,9 @@ macro_rules! out {
 }
 use latchkey_core::config::{self, Paths, Settings, Sources};
 use latchkey_core::store::StoreKind;
-use latchkey_core::{Error, ErrorKind, Identity, Latchkey, LoginNotice, Ports, Remedy};
+use latchkey_core::{
+    Error, ErrorKind, FrontEnd, Identity, Latchkey, LoginNotice, Ports, Remedy, SignInRoute,
+};
 use latchkey_identity::LATCHKEY;
 
 mod doctor;
@@ -640,13 +642,14 @@ async fn sign_in(latchkey: &Latchkey) -> Result<Identity, Error> {
             show_device_code(sign_in);
         }
     };
-    let identity = if latchkey.config().flow == config::FlowChoice::Device {
-        latchkey.login_device(waiting).await?
-    } else {
-        if latchkey.config().flow == config::FlowChoice::Implicit {
-            say!("latchkey: warning: {}", latchkey_core::IMPLICIT_WARNING);
+    let identity = match latchkey.sign_in_route(FrontEnd::Terminal)? {
+        SignInRoute::Device => latchkey.login_device(waiting).await?,
+        _ => {
+            if latchkey.config().flow == config::FlowChoice::Implicit {
+                say!("latchkey: warning: {}", latchkey_core::IMPLICIT_WARNING);
+            }
+            browser_sign_in(latchkey).await?
         }
-        browser_sign_in(latchkey).await?
     };
     if first && identity.store == Some(StoreKind::KernelKeyring.as_str()) {
         say!(

@@ -25,7 +25,7 @@ use crate::session::logout::{self, Logout};
 use crate::session::tokens::{self, TokenInfo, TokenOptions};
 use crate::session::{AccessToken, Identity, picture_cache, refresh, repo};
 use crate::signin::{
-    DeviceSignIn, LoginNotice, SignIn, Timing, authorize, callback, device, loopback,
+    FrontEnd, LoginNotice, SignIn, SignInRoute, authorize, callback, device, loopback, policy,
 };
 use crate::store::StoreKind;
 
@@ -61,15 +61,6 @@ impl Latchkey {
         self.ctx.pending.is_waiting(self.ctx.now())
     }
 
-    /// How long the last [`resume`](Self::resume) took, and how much of it was the provider.
-    pub fn last_timing(&self) -> Timing {
-        *self
-            .ctx
-            .last_timing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The stored identity, without any network call. `None` when signed out.
     pub async fn current(&self) -> Result<Option<Identity>> {
         let session = repo::load(&self.ctx).await?;
@@ -80,6 +71,11 @@ impl Latchkey {
     /// `kernel-keyring`, ...).
     pub fn store_kind(&self) -> Option<StoreKind> {
         self.ctx.vault.kind()
+    }
+
+    /// How this account signs in on `front`: the one decision the CLI and the app both follow.
+    pub fn sign_in_route(&self, front: FrontEnd) -> Result<SignInRoute> {
+        policy::route(&self.ctx.config, front)
     }
 
     /// Starts a sign-in that will redirect to `redirect_uri`: discovery (and its issuer check)
@@ -98,13 +94,6 @@ impl Latchkey {
     /// read from the link's query, or from its fragment (the hybrid flow on a custom scheme).
     pub async fn resume(&self, callback_url: &str) -> Result<Identity> {
         callback::resume(&self.ctx, callback_url).await
-    }
-
-    /// [`resume`](Self::resume) for a response the browser POSTed to `callback_url` as the
-    /// `application/x-www-form-urlencoded` `body` (Form Post Response Mode §2): the loopback
-    /// listener's hybrid and implicit sign-ins.
-    pub async fn resume_form_post(&self, callback_url: &str, body: &str) -> Result<Identity> {
-        callback::resume_form_post(&self.ctx, callback_url, body).await
     }
 
     /// The CLI's sign-in: a loopback listener, the browser, and [`resume`](Self::resume) for each
@@ -134,19 +123,6 @@ impl Latchkey {
     /// show, then [`resume_device`](Self::resume_device).
     pub async fn login_device(&self, notify: impl FnMut(LoginNotice<'_>)) -> Result<Identity> {
         device::login_device(&self.ctx, notify).await
-    }
-
-    /// RFC 8628 §3.1: asks the provider for a device code and the user code to show.
-    pub async fn begin_device(&self) -> Result<DeviceSignIn> {
-        device::begin_device(&self.ctx).await
-    }
-
-    /// RFC 8628 §3.4-3.5: polls the token endpoint every `interval` (5 s more after each
-    /// `slow_down`), keeps going on `authorization_pending`, and stops on `access_denied`,
-    /// `expired_token` or once `expires_in` has passed. Then the tokens are verified and stored
-    /// as after any sign-in.
-    pub async fn resume_device(&self, sign_in: DeviceSignIn) -> Result<Identity> {
-        device::resume_device(&self.ctx, sign_in).await
     }
 
     /// The identity, refreshing the session first when its access token has expired, with the
@@ -181,12 +157,6 @@ impl Latchkey {
     /// one): for a UI that offers to reload it, and for tests of the fetch itself.
     pub async fn fetch_picture(&self, identity: &Identity) -> Result<Option<Picture>> {
         picture_cache::fetch_picture(&self.ctx, identity).await
-    }
-
-    /// The picture stored with the session, without any network call: `None` when there is
-    /// none, or when it is not the one the claims name now.
-    pub async fn cached_picture(&self) -> Result<Option<Picture>> {
-        picture_cache::cached_picture(&self.ctx).await
     }
 
     /// Signs out: revokes the refresh token (RFC 7009) when the provider can, then deletes the

@@ -13,12 +13,10 @@ use crate::config::Config;
 use crate::discovery::{Discovery, Provider};
 use crate::dpop::{DpopKey, ProofClient};
 use crate::error::{Error, Result};
-use crate::flow::PendingSet;
+use crate::flow::{PendingLogout, PendingSet};
 use crate::http::HttpClient;
 use crate::oauth::client_auth::ClientAuth;
-use crate::oauth::end_session::PendingLogout;
 use crate::ports::Ports;
-use crate::signin::Timing;
 use crate::store::Vault;
 use crate::util::short_hash;
 
@@ -49,7 +47,6 @@ pub(crate) struct Context {
     pub(crate) refresh_gate: tokio::sync::Mutex<()>,
     /// The keychain entry's name: one per (issuer, client_id, profile).
     pub(crate) session_name: String,
-    pub(crate) last_timing: Mutex<Timing>,
 }
 
 impl Context {
@@ -69,7 +66,6 @@ impl Context {
             pending_logout: Mutex::default(),
             refresh_gate: tokio::sync::Mutex::new(()),
             session_name,
-            last_timing: Mutex::default(),
         }
     }
 

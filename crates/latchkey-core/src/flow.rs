@@ -272,6 +272,21 @@ impl PendingSet {
     }
 }
 
+/// The RP-initiated logout this process started (OpenID Connect RP-Initiated Logout §2): its
+/// return is matched by `state`, once, before the deadline, like a sign-in's redirect.
+pub(crate) struct PendingLogout {
+    pub(crate) state: CsrfToken,
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PendingLogout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogout")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,4 +86,4 @@ pub use ports::Ports;
 pub use session::logout::Logout;
 pub use session::tokens::{TokenInfo, TokenOptions};
 pub use session::{AccessToken, AccessTokenClaims, Identity, MAX_CACHED_PICTURE, describe_scope};
-pub use signin::{DeviceSignIn, IMPLICIT_WARNING, LoginNotice, SignIn, Timing};
+pub use signin::{DeviceSignIn, FrontEnd, IMPLICIT_WARNING, LoginNotice, SignIn, SignInRoute};

@@ -32,6 +32,29 @@ impl BrowserLauncher for NoBrowser {
 
 /// A Latchkey over a MemoryStore whose small entries force chunking, with the provider's
 /// metadata seeded so nothing touches the network.
+/// The configuration every fixture account starts from.
+pub(crate) fn config(issuer: &str) -> Config {
+    Config {
+        issuer: issuer.into(),
+        client_id: "app".into(),
+        scopes: vec!["openid".into(), "email".into()],
+        redirect_uri: Url::parse("http://127.0.0.1/callback").expect("url"),
+        client_secret: None,
+        profile: crate::config::DEFAULT_PROFILE.into(),
+        login_timeout: Duration::from_secs(300),
+        extra_auth_params: Default::default(),
+        post_logout_redirect_uri: None,
+        scope_descriptions: Default::default(),
+        store: crate::config::StoreChoice::Auto,
+        git_hosts: Vec::new(),
+        git_username: "oauth2".into(),
+        flow: crate::config::FlowChoice::Code,
+        par: crate::config::UseChoice::Auto,
+        dpop: crate::config::UseChoice::Auto,
+        app_redirect: Default::default(),
+    }
+}
+
 pub(crate) fn offline(cache: &std::path::Path) -> (Arc<MemoryStore>, Latchkey) {
     offline_at(cache, ISSUER)
 }
@@ -57,25 +80,7 @@ pub(crate) fn offline_with_cache(
     store: Arc<dyn SecretStore>,
     token_cache: Option<Arc<dyn TokenCache>>,
 ) -> Latchkey {
-    let config = Config {
-        issuer: issuer.into(),
-        client_id: "app".into(),
-        scopes: vec!["openid".into(), "email".into()],
-        redirect_uri: Url::parse("http://127.0.0.1/callback").expect("url"),
-        client_secret: None,
-        profile: crate::config::DEFAULT_PROFILE.into(),
-        login_timeout: Duration::from_secs(300),
-        extra_auth_params: Default::default(),
-        post_logout_redirect_uri: None,
-        scope_descriptions: Default::default(),
-        store: crate::config::StoreChoice::Auto,
-        git_hosts: Vec::new(),
-        git_username: "oauth2".into(),
-        flow: crate::config::FlowChoice::Code,
-        par: crate::config::UseChoice::Auto,
-        dpop: crate::config::UseChoice::Auto,
-        app_redirect: Default::default(),
-    };
+    let config = config(issuer);
     let ports = Ports {
         store,
         browser: Arc::new(NoBrowser),

@@ -5,7 +5,6 @@
 //! `state` (§2, compared in constant time), once, before a deadline. A forged or stale return is
 //! reported, never mistaken for a sign-in.
 
-use chrono::{DateTime, Utc};
 use openidconnect::CsrfToken;
 use subtle::ConstantTimeEq;
 use url::Url;
@@ -13,22 +12,9 @@ use url::Url;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
+use crate::flow::PendingLogout;
 use crate::flow::same_endpoint;
 use crate::session::Session;
-/// A logout whose return is awaited.
-pub(crate) struct PendingLogout {
-    state: CsrfToken,
-    expires_at: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for PendingLogout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingLogout")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
-
 /// OIDC RP-Initiated Logout 1.0 §2: `id_token_hint`, `client_id`, and with a
 /// `post_logout_redirect_uri` a fresh `state` that the return must carry.
 pub(crate) fn end_session_url(

@@ -43,19 +43,6 @@ pub(crate) async fn fetch_picture(ctx: &Context, identity: &Identity) -> Result<
     Ok(Some(picture))
 }
 
-/// The picture stored with the session, without any network call: `None` when there is
-/// none, or when it is not the one the claims name now.
-pub(crate) async fn cached_picture(ctx: &Context) -> Result<Option<Picture>> {
-    let Some(session) = repo::load(ctx).await? else {
-        return Ok(None);
-    };
-    Ok(session.picture.as_ref().and_then(|p| {
-        (Some(&p.url) == session.claims.picture.as_ref())
-            .then(|| p.picture())
-            .flatten()
-    }))
-}
-
 pub(crate) async fn cached_picture_of(ctx: &Context, claim: &str) -> Option<Picture> {
     let session = repo::load(ctx).await.ok()??;
     let cached = session.picture.as_ref().filter(|p| p.url == claim)?;
@@ -132,6 +119,19 @@ mod tests {
     use super::*;
     use crate::testing::*;
 
+    /// The picture stored with the session, without any network call: `None` when there is
+    /// none, or when it is not the one the claims name now.
+    async fn cached_picture(ctx: &Context) -> Result<Option<Picture>> {
+        let Some(session) = repo::load(ctx).await? else {
+            return Ok(None);
+        };
+        Ok(session.picture.as_ref().and_then(|p| {
+            (Some(&p.url) == session.claims.picture.as_ref())
+                .then(|| p.picture())
+                .flatten()
+        }))
+    }
+
     #[test]
     fn the_picture_is_fetched_from_a_checked_address() {
         const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
@@ -173,7 +173,7 @@ mod tests {
         s.claims.picture = Some(format!("{}/a.png", stub.base));
         rt.block_on(async {
             put(&latchkey, &s).await;
-            assert!(latchkey.cached_picture().await.expect("read").is_none());
+            assert!(cached_picture(&latchkey.ctx).await.expect("read").is_none());
             let id = latchkey.current().await.expect("read").expect("session");
             for _ in 0..3 {
                 let p = latchkey.picture(&id).await.expect("picture").expect("some");
@@ -184,7 +184,7 @@ mod tests {
                 1,
                 "fetched once, then from the keychain"
             );
-            let cached = latchkey.cached_picture().await.expect("read");
+            let cached = cached_picture(&latchkey.ctx).await.expect("read");
             assert_eq!(cached.map(|p| p.media_type()), Some("image/png"));
 
             // A new picture URL: the old one is not shown for it, and the new one is fetched.
@@ -195,7 +195,7 @@ mod tests {
             assert!(stored.picture.is_some());
             stored.claims.picture = Some(format!("{}/b.png", stub.base));
             put(&latchkey, &stored).await;
-            assert!(latchkey.cached_picture().await.expect("read").is_none());
+            assert!(cached_picture(&latchkey.ctx).await.expect("read").is_none());
             let id = latchkey.current().await.expect("read").expect("session");
             latchkey.picture(&id).await.expect("picture");
             assert_eq!(stub.hits("/b.png"), 1);

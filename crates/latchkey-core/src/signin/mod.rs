@@ -19,6 +19,7 @@ pub(crate) mod policy;
 
 pub use device::DeviceSignIn;
 pub use implicit::IMPLICIT_WARNING;
+pub use policy::{FrontEnd, SignInRoute};
 
 /// A sign-in waiting for its redirect.
 #[derive(Debug, Clone)]
@@ -48,15 +49,8 @@ pub enum LoginNotice<'a> {
     Device { sign_in: &'a DeviceSignIn },
 }
 
-/// Where the time of a sign-in went, after the redirect arrived.
-#[derive(Debug, Clone, Copy, Default)]
-#[non_exhaustive]
-pub struct Timing {
-    pub total: Duration,
-    pub provider: Duration,
-}
-
-/// Stores a sign-in's new session and records how long it took.
+/// Stores a sign-in's new session, and logs how long it took after the redirect arrived and how
+/// much of that was the provider (`make bench` reads `own_ms`).
 pub(crate) async fn signed_in(
     ctx: &Context,
     session: &Session,
@@ -69,10 +63,6 @@ pub(crate) async fn signed_in(
         .http()?
         .waited()
         .saturating_sub(waited_before.unwrap_or_default());
-    *ctx.last_timing.lock().unwrap_or_else(|p| p.into_inner()) = Timing {
-        total,
-        provider: provider_wait,
-    };
     tracing::info!(
         total_ms = total.as_secs_f64() * 1e3,
         provider_ms = provider_wait.as_secs_f64() * 1e3,

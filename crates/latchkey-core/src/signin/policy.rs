@@ -1,15 +1,67 @@
-//! Which sign-in a front end runs: the flow, its response mode, PAR and DPoP, decided in one place
+//! Which sign-in a front end runs, decided here and nowhere else: the route (the app's own link,
+//! a loopback listener or a code on another device), then the flow's response mode, PAR and DPoP
 //! from the configuration and the provider's metadata, before any browser opens or code is shown.
 
 use url::Url;
 
-use crate::config::{FlowChoice, UseChoice};
+use crate::config::{AppRedirect, Config, FlowChoice, UseChoice};
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::dpop::{self, DpopKey};
 use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::flow::ResponseMode;
 use crate::util::oauth_code;
+
+/// What a front end can receive the provider's answer on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrontEnd {
+    /// A terminal: a loopback listener (RFC 8252 §7.3), or a code typed on another device.
+    Terminal,
+    /// An app that receives its own links (a private-use URI scheme, RFC 8252 §7.1), or a
+    /// loopback listener when `app_redirect = "loopback"`.
+    App,
+}
+
+/// How the configured sign-in runs for a front end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignInRoute {
+    /// The browser, back to the app's own link: [`begin`](crate::Latchkey::begin) with the app's
+    /// redirect URI, then [`resume`](crate::Latchkey::resume) for each link the OS delivers.
+    AppLink,
+    /// The browser, back to a listener on 127.0.0.1 that this process runs:
+    /// [`login_loopback`](crate::Latchkey::login_loopback).
+    Loopback,
+    /// A code to enter on another device (RFC 8628): [`login_device`](crate::Latchkey::login_device).
+    Device,
+}
+
+/// The route `config` takes on `front`. An app has no device sign-in; the implicit flow's form
+/// POST cannot reach an app's link, only a loopback listener.
+pub(crate) fn route(config: &Config, front: FrontEnd) -> Result<SignInRoute> {
+    let loopback_app = config.app_redirect == AppRedirect::Loopback;
+    match (config.flow, front) {
+        (FlowChoice::Device, FrontEnd::Terminal) => Ok(SignInRoute::Device),
+        (FlowChoice::Device, _) => Err(device_not_offered()),
+        (_, FrontEnd::Terminal) => Ok(SignInRoute::Loopback),
+        (_, _) if loopback_app => Ok(SignInRoute::Loopback),
+        (FlowChoice::Implicit, _) => Err(implicit_needs_loopback()),
+        _ => Ok(SignInRoute::AppLink),
+    }
+}
+
+fn device_not_offered() -> Error {
+    Error::config(
+        "`flow = device` signs in with a code on another device, which this front end does not offer; set flow to code",
+    )
+}
+
+fn implicit_needs_loopback() -> Error {
+    Error::config(
+        "`flow = implicit` works only with the loopback redirect (the CLI), as its response is a form POST that an app's custom scheme cannot receive; set flow to code or hybrid",
+    )
+}
 
 /// A fresh DPoP key for a sign-in when `dpop` and the provider say so, decided before any
 /// browser opens or code is shown.
@@ -28,16 +80,14 @@ pub(crate) fn flow_is(ctx: &Context, flow: FlowChoice) -> Result<()> {
     if configured == flow {
         return Ok(());
     }
-    Err(Error::config(match configured {
-        FlowChoice::Device => {
-            "`flow = device` signs in with a code on another device, which this front end does not offer; set flow to code".into()
-        }
-        _ => format!(
-            "`flow = {}` does not sign in this way; set flow to {}",
-            configured.as_str(),
-            flow.as_str()
-        ),
-    }))
+    if configured == FlowChoice::Device {
+        return Err(device_not_offered());
+    }
+    Err(Error::config(format!(
+        "`flow = {}` does not sign in this way; set flow to {}",
+        configured.as_str(),
+        flow.as_str()
+    )))
 }
 
 /// The browser flow `begin` runs for `redirect_uri`, and how its response comes back: the
@@ -52,9 +102,7 @@ pub(crate) fn browser_flow(
         FlowChoice::Hybrid if web => Ok((FlowChoice::Hybrid, ResponseMode::FormPost)),
         FlowChoice::Hybrid => Ok((FlowChoice::Hybrid, ResponseMode::Fragment)),
         FlowChoice::Implicit if web => Ok((FlowChoice::Implicit, ResponseMode::FormPost)),
-        FlowChoice::Implicit => Err(Error::config(
-            "`flow = implicit` works only with the loopback redirect (the CLI), as its response is a form POST that an app's custom scheme cannot receive; set flow to code or hybrid",
-        )),
+        FlowChoice::Implicit => Err(implicit_needs_loopback()),
         FlowChoice::Code => Ok((FlowChoice::Code, ResponseMode::Query)),
         _ => flow_is(ctx, FlowChoice::Code).map(|()| (FlowChoice::Code, ResponseMode::Query)),
     }
@@ -168,6 +216,49 @@ pub(crate) fn implicit_scopes(scopes: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn each_front_end_gets_one_route_for_each_flow() {
+        let config = |flow, app_redirect| Config {
+            flow,
+            app_redirect,
+            ..crate::testing::config("https://id.example")
+        };
+        use AppRedirect::{Loopback, Scheme};
+        use FlowChoice::{Code, Device, Hybrid, Implicit};
+        for flow in [Code, Hybrid, Implicit] {
+            for redirect in [Scheme, Loopback] {
+                let c = config(flow, redirect);
+                assert_eq!(
+                    route(&c, FrontEnd::Terminal).ok(),
+                    Some(SignInRoute::Loopback)
+                );
+            }
+            let c = config(flow, Loopback);
+            assert_eq!(route(&c, FrontEnd::App).ok(), Some(SignInRoute::Loopback));
+        }
+        for flow in [Code, Hybrid] {
+            let c = config(flow, Scheme);
+            assert_eq!(route(&c, FrontEnd::App).ok(), Some(SignInRoute::AppLink));
+        }
+        let e = route(&config(Implicit, Scheme), FrontEnd::App).expect_err("implicit on a link");
+        assert!(
+            e.message()
+                .contains("works only with the loopback redirect"),
+            "{e}"
+        );
+        let device = config(Device, Scheme);
+        assert_eq!(
+            route(&device, FrontEnd::Terminal).ok(),
+            Some(SignInRoute::Device)
+        );
+        let e = route(&device, FrontEnd::App).expect_err("no device sign-in in an app");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.message().contains("which this front end does not offer"),
+            "{e}"
+        );
+    }
 
     fn provider(extra: serde_json::Value) -> Provider {
         let mut m = crate::discovery::minimal_metadata("https://id.example");

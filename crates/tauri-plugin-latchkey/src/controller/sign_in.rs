@@ -2,8 +2,7 @@
 //! delivers. (The loopback variant is `loopback.rs`.)
 
 use chrono::{DateTime, Utc};
-use latchkey_core::Latchkey;
-use latchkey_core::config::AppRedirect;
+use latchkey_core::{FrontEnd, Latchkey, SignInRoute};
 use tauri::{AppHandle, Manager, Runtime};
 use url::Url;
 
@@ -33,8 +32,10 @@ impl AppState {
                 Phase::Setup | Phase::Starting => return Err(self.not_set_up()),
             }
         }
-        if lk.config().app_redirect == AppRedirect::Loopback {
-            return Ok(self.sign_in_loopback(app, lk));
+        match lk.sign_in_route(FrontEnd::App) {
+            Ok(SignInRoute::Loopback) => return Ok(self.sign_in_loopback(app, lk)),
+            Ok(_) => {}
+            Err(e) => return Ok(self.update(|i| i.on_begin_failed(&e))),
         }
         let sign_in = match lk.begin(&self.redirect_uri).await {
             Ok(s) => s,
