@@ -76,21 +76,7 @@ pub(crate) async fn refresh_session(
         return Ok(session);
     }
     let Some(refresh_token) = session.refresh_token.clone() else {
-        if session.flow == FlowChoice::Implicit {
-            // Kept until its ID token's exp, then forgotten: nothing can renew it.
-            cache::uncache_token(ctx)?;
-            ctx.vault.delete(&ctx.session_name).await?;
-            return Err(Error::new(
-                ErrorKind::NotSignedIn,
-                "the implicit sign-in ended when its ID token expired, so it was forgotten",
-            )
-            .with_remedy(crate::Remedy::SignIn));
-        }
-        return Err(Error::new(
-            ErrorKind::NotSignedIn,
-            "the session has expired and the provider issued no refresh token",
-        )
-        .with_remedy(crate::Remedy::SignIn));
+        return Err(no_refresh_token(ctx, &session).await);
     };
     let provider = provider_for(ctx, &session, Sends::RefreshToken)
         .await
@@ -104,31 +90,7 @@ pub(crate) async fn refresh_session(
         .await;
     let response = match result {
         Ok(r) => r,
-        Err(e) => {
-            let error = token_error(&e);
-            if error.oauth_error() == Some("invalid_grant") {
-                // The only failure that ends a session: the grant is gone at the provider.
-                cache::uncache_token(ctx)?;
-                ctx.vault.delete(&ctx.session_name).await?;
-                return Err(Error::oauth(
-                    ErrorKind::SessionExpired,
-                    "the provider ended the session (invalid_grant), so it was signed out",
-                    "invalid_grant",
-                    error.description(),
-                )
-                .with_remedy(crate::Remedy::SignIn));
-            }
-            // Any other OAuth error answer (RFC 6749 §5.2) comes again on every retry. The
-            // session is kept, since only invalid_grant says the grant is gone, but signing
-            // in again is the way out (LemonLDAP::NG answers invalid_request for a refresh
-            // token it no longer knows).
-            if error.kind() == ErrorKind::ProviderError {
-                return Err(error
-                    .context("refreshing the session (still signed in)")
-                    .with_remedy(crate::Remedy::SignIn));
-            }
-            return Err(error.context("refreshing the session (still signed in)"));
-        }
+        Err(e) => return Err(refused(ctx, token_error(&e)).await),
     };
     let mut refreshed = build::session_from_response(
         ctx,
@@ -156,6 +118,57 @@ pub(crate) async fn refresh_session(
     cache::cache_token(ctx, &refreshed);
     tracing::debug!("session refreshed");
     Ok(refreshed)
+}
+
+/// An expired session with no refresh token: an implicit one (its ID token's `exp` passed) is
+/// forgotten, since nothing can renew it; any other is kept for the user to sign in again.
+async fn no_refresh_token(ctx: &Context, session: &Session) -> Error {
+    if session.flow != FlowChoice::Implicit {
+        return Error::new(
+            ErrorKind::NotSignedIn,
+            "the session has expired and the provider issued no refresh token",
+        )
+        .with_remedy(crate::Remedy::SignIn);
+    }
+    if let Err(e) = forget(ctx).await {
+        return e;
+    }
+    Error::new(
+        ErrorKind::NotSignedIn,
+        "the implicit sign-in ended when its ID token expired, so it was forgotten",
+    )
+    .with_remedy(crate::Remedy::SignIn)
+}
+
+/// A refresh the token endpoint refused. Only `invalid_grant` ends the session: the grant is
+/// gone at the provider (RFC 6749 §5.2). Any other answer comes again on every retry, so the
+/// session is kept but signing in again is the way out (LemonLDAP::NG answers invalid_request
+/// for a refresh token it no longer knows); network failures stay transient.
+async fn refused(ctx: &Context, error: Error) -> Error {
+    if error.oauth_error() == Some("invalid_grant") {
+        if let Err(e) = forget(ctx).await {
+            return e;
+        }
+        return Error::oauth(
+            ErrorKind::SessionExpired,
+            "the provider ended the session (invalid_grant), so it was signed out",
+            "invalid_grant",
+            error.description(),
+        )
+        .with_remedy(crate::Remedy::SignIn);
+    }
+    let still = error.context("refreshing the session (still signed in)");
+    if still.kind() == ErrorKind::ProviderError {
+        return still.with_remedy(crate::Remedy::SignIn);
+    }
+    still
+}
+
+/// Deletes the session and its cached token, under the caller's session lock (never through
+/// `logout`, which would wait for that very lock).
+async fn forget(ctx: &Context) -> Result<()> {
+    cache::uncache_token(ctx)?;
+    ctx.vault.delete(&ctx.session_name).await.map(|_| ())
 }
 
 /// The provider metadata to send this session's secrets with. The discovery cache on disk can

@@ -42,6 +42,21 @@ pub(crate) fn not_signed_in(ctx: &Context) -> Error {
     .with_remedy(crate::Remedy::SignIn)
 }
 
+/// Fails before a sign-in shows anything when its session could not be stored anyway; this also
+/// opens the keychain connection, so the save after the redirect is fast. A damaged entry is no
+/// obstacle: the new session replaces it.
+pub(crate) async fn ready_for_new_session(ctx: &Context) -> Result<()> {
+    let stored = ctx
+        .vault
+        .read(&ctx.session_name)
+        .await
+        .map_err(|e| e.context("before signing in"))?;
+    if let Stored::Damaged(why) = stored {
+        tracing::debug!(%why, "a new sign-in will replace the unreadable stored session");
+    }
+    Ok(())
+}
+
 /// Saves the session. A keychain that refuses the entry with its cached picture (the kernel
 /// keyring's small quota) gets it without the picture: the picture is only a cache.
 pub(crate) async fn save_session(ctx: &Context, session: &Session) -> Result<()> {

@@ -10,93 +10,39 @@ use url::Url;
 
 use super::{SignIn, policy};
 use crate::config::FlowChoice;
-use crate::context::Context;
+use crate::context::{Client, Context};
+use crate::dpop::DpopKey;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{Pending, ResponseMode};
 use crate::oauth::client_auth::ClientAuth;
 use crate::oauth::par;
-use crate::store::Stored;
+use crate::session::repo;
 
 /// Starts a sign-in that will redirect to `redirect_uri`: discovery (and its issuer check)
 /// happens here, before any browser opens. The returned URL goes to the system browser.
 pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
-    // Fail before the browser opens if the session could not be stored anyway; this also
-    // opens the keychain connection so saving after the redirect is fast. A damaged entry is
-    // no obstacle: the new session replaces it.
-    if let Stored::Damaged(why) = ctx
-        .vault
-        .read(&ctx.session_name)
-        .await
-        .map_err(|e| e.context("before signing in"))?
-    {
-        tracing::debug!(%why, "a new sign-in will replace the unreadable stored session");
-    }
+    repo::ready_for_new_session(ctx).await?;
     let (flow, mode) = policy::browser_flow(ctx, redirect_uri)?;
     let provider = ctx.provider().await?;
     policy::browser_flow_offered(&provider, flow, mode)?;
-    let client = ctx.client(&provider)?;
     // Decided now, so a provider that cannot honour `par` fails before any browser opens.
     let par_endpoint = policy::par_endpoint(ctx.config.par, &provider)?;
     let dpop_key = policy::dpop_key_for(ctx, &provider)?;
-    let redirect = RedirectUrl::from_url(redirect_uri.clone());
     // RFC 7636 §4.1: a 32-byte random verifier, S256 challenge (RFC 9700 §2.1.1).
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(32);
     // 256 random bits each, above the 128 RFC 6749 §10.10 asks for.
     let state = CsrfToken::new_random_len(32);
     let nonce = Nonce::new_random_len(32);
-    let authentication_flow = match flow {
-        // OIDC Core §3.3.2.2.
-        FlowChoice::Hybrid => {
-            CoreAuthenticationFlow::Hybrid(vec![CoreResponseType::Code, CoreResponseType::IdToken])
-        }
-        // §3.2.2.1: `id_token` alone, no access token.
-        FlowChoice::Implicit => CoreAuthenticationFlow::Implicit(false),
-        _ => CoreAuthenticationFlow::AuthorizationCode,
-    };
-    let mut request = client
-        .authorize_url(
-            authentication_flow,
-            {
-                let s = state.clone();
-                move || s
-            },
-            {
-                let n = nonce.clone();
-                move || n
-            },
-        )
-        .set_redirect_uri(Cow::Owned(redirect));
-    // PKCE protects a code (RFC 7636 §1); the implicit flow has none.
-    if flow != FlowChoice::Implicit {
-        request = request.set_pkce_challenge(challenge);
+    let url = Request {
+        flow,
+        mode,
+        redirect_uri,
+        state: &state,
+        nonce: &nonce,
+        challenge,
+        dpop: dpop_key.as_ref(),
     }
-    if mode != ResponseMode::Query {
-        request = request.add_extra_param("response_mode", mode.as_str());
-    }
-    let scopes = match flow {
-        FlowChoice::Implicit => policy::implicit_scopes(&ctx.config.scopes),
-        _ => ctx.config.scopes.clone(),
-    };
-    for scope in scopes.iter().filter(|s| *s != "openid") {
-        request = request.add_scope(Scope::new(scope.clone()));
-    }
-    // OIDC Core §11: offline_access is honoured only with prompt=consent, unless the
-    // configuration sets its own prompt.
-    if flow != FlowChoice::Implicit
-        && ctx.config.wants_offline_access()
-        && !ctx.config.extra_auth_params.contains_key("prompt")
-    {
-        request = request.add_prompt(CoreAuthPrompt::Consent);
-    }
-    // RFC 9449 §10: binds the code to the DPoP key, so only its holder can redeem it. A
-    // pushed request carries it too (par::push moves every parameter).
-    if let Some(key) = &dpop_key {
-        request = request.add_extra_param("dpop_jkt", key.thumbprint().to_owned());
-    }
-    for (k, v) in &ctx.config.extra_auth_params {
-        request = request.add_extra_param(k.clone(), v.clone());
-    }
-    let (url, _, _) = request.url();
+    .url(ctx, &ctx.client(&provider)?);
     let url = match par_endpoint {
         Some(endpoint) => par::push(
             ctx.http()?,
@@ -133,6 +79,69 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
         redirect_uri: redirect_uri.clone(),
         expires_at,
     })
+}
+
+/// What one authorization request carries besides the configuration.
+struct Request<'a> {
+    flow: FlowChoice,
+    mode: ResponseMode,
+    redirect_uri: &'a Url,
+    state: &'a CsrfToken,
+    nonce: &'a Nonce,
+    challenge: PkceCodeChallenge,
+    dpop: Option<&'a DpopKey>,
+}
+
+impl Request<'_> {
+    /// The authorization request URL (RFC 6749 §4.1.1, OIDC Core §3.1.2.1), built by
+    /// `openidconnect` with the flow's response type and mode, scopes and extra parameters.
+    fn url(self, ctx: &Context, client: &Client) -> Url {
+        let authentication_flow = match self.flow {
+            // OIDC Core §3.3.2.2.
+            FlowChoice::Hybrid => CoreAuthenticationFlow::Hybrid(vec![
+                CoreResponseType::Code,
+                CoreResponseType::IdToken,
+            ]),
+            // §3.2.2.1: `id_token` alone, no access token.
+            FlowChoice::Implicit => CoreAuthenticationFlow::Implicit(false),
+            _ => CoreAuthenticationFlow::AuthorizationCode,
+        };
+        let (state, nonce) = (self.state.clone(), self.nonce.clone());
+        let mut request = client
+            .authorize_url(authentication_flow, move || state, move || nonce)
+            .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(self.redirect_uri.clone())));
+        // PKCE protects a code (RFC 7636 §1); the implicit flow has none.
+        if self.flow != FlowChoice::Implicit {
+            request = request.set_pkce_challenge(self.challenge);
+        }
+        if self.mode != ResponseMode::Query {
+            request = request.add_extra_param("response_mode", self.mode.as_str());
+        }
+        let scopes = match self.flow {
+            FlowChoice::Implicit => policy::implicit_scopes(&ctx.config.scopes),
+            _ => ctx.config.scopes.clone(),
+        };
+        for scope in scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        // OIDC Core §11: offline_access is honoured only with prompt=consent, unless the
+        // configuration sets its own prompt.
+        if self.flow != FlowChoice::Implicit
+            && ctx.config.wants_offline_access()
+            && !ctx.config.extra_auth_params.contains_key("prompt")
+        {
+            request = request.add_prompt(CoreAuthPrompt::Consent);
+        }
+        // RFC 9449 §10: binds the code to the DPoP key, so only its holder can redeem it. A
+        // pushed request carries it too (par::push moves every parameter).
+        if let Some(key) = self.dpop {
+            request = request.add_extra_param("dpop_jkt", key.thumbprint().to_owned());
+        }
+        for (k, v) in &ctx.config.extra_auth_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        request.url().0
+    }
 }
 
 /// Opens a URL in the system browser (or `$BROWSER`).

@@ -2,6 +2,7 @@
 //! deep link): the pending sign-in is taken by `state` (once, in time), the address and the
 //! issuer (RFC 9207) are checked, then the flow's own module finishes it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use openidconnect::AuthorizationCode;
@@ -10,11 +11,12 @@ use url::Url;
 use super::{hybrid, implicit, signed_in};
 use crate::config::FlowChoice;
 use crate::context::Context;
+use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{self, CallbackParams, ResponseMode};
+use crate::flow::{self, CallbackParams, Pending, ResponseMode};
 use crate::oauth::{token, userinfo};
-use crate::session::Identity;
 use crate::session::build::{self, Origin};
+use crate::session::{Identity, Session};
 use crate::verify::NonceCheck;
 
 /// The single entry point for redirects: accepts only a response to a sign-in this process
@@ -37,6 +39,8 @@ pub(crate) async fn resume_form_post(
     resume_params(ctx, url, params, ResponseMode::FormPost).await
 }
 
+/// The pending sign-in `params` answers (by its `state`, once, in time, at its own address),
+/// checked and finished by its flow's module, then stored.
 pub(crate) async fn resume_params(
     ctx: &Context,
     url: Url,
@@ -53,8 +57,18 @@ pub(crate) async fn resume_params(
         ));
     }
     let provider = ctx.provider().await?;
-    // RFC 9207 §2.4: a present iss must be the issuer; a provider that promises iss must
-    // send it. This defends against mix-up attacks.
+    check_response(&provider, &params)?;
+    let session = match pending.flow {
+        FlowChoice::Hybrid => hybrid::hybrid_session(ctx, &provider, pending, params).await?,
+        FlowChoice::Implicit => implicit::implicit_session(ctx, &provider, pending, params).await?,
+        _ => code_session(ctx, &provider, pending, params).await?,
+    };
+    signed_in(ctx, &session, started, waited_before).await
+}
+
+/// What every authorization response must pass before its contents are used: the issuer
+/// (RFC 9207 §2.4, against mix-up attacks), and no `error` (RFC 6749 §4.1.2.1).
+fn check_response(provider: &Provider, params: &CallbackParams) -> Result<()> {
     match &params.iss {
         Some(iss) if iss != provider.metadata.issuer().as_str() => {
             return Err(Error::new(
@@ -62,7 +76,8 @@ pub(crate) async fn resume_params(
                 "the sign-in response came from a different provider (iss mismatch); please sign in again",
             ));
         }
-        // RFC 9207 §2.4: with an ID token in the response its (verified) iss claim stands in.
+        // A provider that promises iss must send it; with an ID token in the response its
+        // (verified) iss claim stands in.
         None if params.id_token.is_none()
             && provider
                 .extra()
@@ -76,43 +91,41 @@ pub(crate) async fn resume_params(
         }
         _ => {}
     }
-    // RFC 6749 §4.1.2.1.
-    if let Some(error) = &params.error {
-        // Error::oauth appends the code (`access_denied`, `invalid_scope`, …).
-        let (kind, message) = if error == "access_denied" {
-            (
-                ErrorKind::AccessDenied,
-                "sign-in was declined at the provider",
-            )
-        } else {
-            (ErrorKind::ProviderError, "the provider refused the sign-in")
-        };
-        return Err(Error::oauth(
-            kind,
-            message,
-            error,
-            params.error_description.as_deref(),
-        ));
-    }
-    match pending.flow {
-        FlowChoice::Hybrid => {
-            let session = hybrid::hybrid_session(ctx, &provider, pending, params).await?;
-            return signed_in(ctx, &session, started, waited_before).await;
-        }
-        FlowChoice::Implicit => {
-            let session = implicit::implicit_session(ctx, &provider, pending, params).await?;
-            return signed_in(ctx, &session, started, waited_before).await;
-        }
-        _ => {}
-    }
+    let Some(error) = &params.error else {
+        return Ok(());
+    };
+    // Error::oauth appends the code (`access_denied`, `invalid_scope`, …).
+    let (kind, message) = if error == "access_denied" {
+        (
+            ErrorKind::AccessDenied,
+            "sign-in was declined at the provider",
+        )
+    } else {
+        (ErrorKind::ProviderError, "the provider refused the sign-in")
+    };
+    Err(Error::oauth(
+        kind,
+        message,
+        error,
+        params.error_description.as_deref(),
+    ))
+}
+
+/// The code flow (RFC 6749 §4.1, OIDC Core §3.1): the code redeemed with the PKCE verifier
+/// (RFC 7636 §4.5), the session built from the answer, then userinfo.
+async fn code_session(
+    ctx: &Context,
+    provider: &Arc<Provider>,
+    pending: Pending,
+    params: CallbackParams,
+) -> Result<Session> {
     let Some(code) = params.code else {
         return Err(Error::new(
             ErrorKind::ForeignCallback,
             "the sign-in response has no code; please sign in again",
         ));
     };
-
-    let client = ctx.client(&provider)?;
+    let client = ctx.client(provider)?;
     let response = token::redeem(
         ctx,
         &client,
@@ -122,20 +135,17 @@ pub(crate) async fn resume_params(
         pending.dpop.as_ref(),
     )
     .await?;
-    let dpop_key = pending.dpop;
-
     let session = build::session_from_response(
         ctx,
-        &provider,
+        provider,
         &response,
         NonceCheck::Equals(&pending.nonce),
         Origin::SignIn {
             flow: FlowChoice::Code,
             par: pending.par,
         },
-        dpop_key.as_ref(),
+        pending.dpop.as_ref(),
     )
     .await?;
-    let session = userinfo::with_userinfo(ctx, &client, session).await?;
-    signed_in(ctx, &session, started, waited_before).await
+    userinfo::with_userinfo(ctx, &client, session).await
 }

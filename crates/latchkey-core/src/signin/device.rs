@@ -86,14 +86,7 @@ pub(crate) async fn login_device(
 pub(crate) async fn begin_device(ctx: &Context) -> Result<DeviceSignIn> {
     policy::flow_is(ctx, FlowChoice::Device)?;
     // As in `begin`: a session that could not be stored fails before the user does anything.
-    if let crate::store::Stored::Damaged(why) = ctx
-        .vault
-        .read(&ctx.session_name)
-        .await
-        .map_err(|e| e.context("before signing in"))?
-    {
-        tracing::debug!(%why, "a new sign-in will replace the unreadable stored session");
-    }
+    repo::ready_for_new_session(ctx).await?;
     let provider = ctx.provider().await?;
     let Some(endpoint) = provider.extra().device_authorization_endpoint.clone() else {
         return Err(Error::new(
@@ -130,6 +123,18 @@ pub(crate) async fn begin_device(ctx: &Context) -> Result<DeviceSignIn> {
         .await
         .map_err(|e| token_error(&e).context("asking for a device code"))?;
 
+    sign_in_from(ctx, response, provider, dpop)
+}
+
+/// RFC 8628 §3.2: the provider's answer, checked before anything of it is shown or waited on:
+/// a `user_code` a terminal can show, http(s) verification URIs, a sane `interval`, and a
+/// lifetime capped at [`MAX_DEVICE_CODE_LIFETIME`].
+fn sign_in_from(
+    ctx: &Context,
+    response: CoreDeviceAuthorizationResponse,
+    provider: Arc<Provider>,
+    dpop: Option<crate::dpop::DpopKey>,
+) -> Result<DeviceSignIn> {
     let user_code = response.user_code().secret().clone();
     if user_code.is_empty()
         || user_code.chars().count() > MAX_USER_CODE
