@@ -38,15 +38,18 @@ macro_rules! out {
     }};
 }
 use latchkey_core::config::{self, Paths, Settings, Sources};
-use latchkey_core::store::StoreKind;
-use latchkey_core::{
-    Error, ErrorKind, FrontEnd, Identity, Latchkey, LoginNotice, Ports, Remedy, SignInRoute,
-};
+use latchkey_core::{Error, ErrorKind, Latchkey, Ports, Remedy};
 use latchkey_identity::LATCHKEY;
 
+mod commands;
 mod doctor;
 mod git;
 mod kube;
+mod output;
+mod signin;
+
+use output::{accounts, print_identity};
+use signin::{NoBrowser, sign_in};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -188,15 +191,6 @@ enum Command {
     },
 }
 
-/// `--no-browser`: the link is printed by the login notice instead.
-#[derive(Debug)]
-struct NoBrowser;
-impl latchkey_core::browser::BrowserLauncher for NoBrowser {
-    fn open(&self, _: &url::Url) -> Result<(), String> {
-        Err("--no-browser".into())
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Generated from the clap definition; they need no configuration.
@@ -327,70 +321,6 @@ fn load(g: &Global, ports: Ports) -> Result<Latchkey, Error> {
     Ok(Latchkey::new(sources(g)?.resolve()?, ports))
 }
 
-/// `accounts`: each configured profile's stored identity, read from the keychain only.
-async fn accounts(g: &Global, json: bool) -> i32 {
-    let sources = match sources(g) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    let selected = sources.profile();
-    let ports = Ports::system(&LATCHKEY);
-    let mut rows = Vec::new();
-    let mut code = 0;
-    for profile in sources.profiles() {
-        // A profile without a usable configuration cannot have signed in.
-        let Ok(config) = sources.resolve_profile(&profile) else {
-            continue;
-        };
-        match Latchkey::new(config, ports.clone()).current().await {
-            Ok(Some(identity)) => rows.push((profile == selected, identity)),
-            Ok(None) => {}
-            // One unreadable profile does not hide the others.
-            Err(e) => {
-                say!("latchkey: profile `{profile}`: {}", explained(&e));
-                code = 2;
-            }
-        }
-    }
-    if json {
-        let list: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(default, id)| {
-                serde_json::json!({
-                    "profile": id.profile,
-                    "default": default,
-                    "issuer": id.issuer,
-                    "subject": id.subject,
-                    "name": id.name,
-                    "email": id.email,
-                    "expires_at": id.expires_at.to_rfc3339_opts(chrono_secs(), true),
-                    "refreshable": id.refreshable,
-                    "store": id.store,
-                })
-            })
-            .collect();
-        match serde_json::to_string_pretty(&list) {
-            Ok(s) => out!("{s}"),
-            Err(e) => return fail(&Error::config(format!("cannot encode JSON: {e}"))),
-        }
-        return code;
-    }
-    if rows.is_empty() && code == 0 {
-        say!("No stored sessions; sign in with `latchkey login`.");
-    }
-    for (default, id) in &rows {
-        let who = id.name.as_deref().unwrap_or(&id.subject);
-        out!(
-            "{} {:<16} {who} ({}) at {}",
-            if *default { "*" } else { " " },
-            id.profile,
-            id.subject,
-            id.issuer
-        );
-    }
-    code
-}
-
 /// `--min-valid`: whole seconds, or a number with `s`, `m` or `h`.
 fn parse_min_valid(text: &str) -> Result<std::time::Duration, Error> {
     let t = text.trim();
@@ -458,238 +388,11 @@ async fn run(mut cli: Cli) -> i32 {
             min_valid,
             force_refresh,
             json,
-        } => {
-            let min_valid = match min_valid.as_deref().map(parse_min_valid).transpose() {
-                Ok(d) => d.unwrap_or_default(),
-                Err(e) => return fail(&e),
-            };
-            let options = latchkey_core::TokenOptions::new(min_valid, force_refresh);
-            match latchkey.token(options).await {
-                Ok(info) if json => {
-                    out!(
-                        "{}",
-                        serde_json::json!({
-                            "access_token": info.token.secret(),
-                            "token_type": info.token_type,
-                            "expires_at": info.expires_at.to_rfc3339_opts(chrono_secs(), true),
-                        })
-                    );
-                    0
-                }
-                Ok(info) => {
-                    out!("{}", info.token.secret());
-                    0
-                }
-                Err(e) => fail(&e),
-            }
-        }
-        Command::Headers { url, method } => {
-            match latchkey.resource_headers(&method, &url).await {
-                Ok(h) => {
-                    // One write: a reader of a process substitution sees all lines or none.
-                    let mut text = format!("Authorization: {}\n", h.authorization);
-                    if let Some(proof) = &h.dpop {
-                        text.push_str(&format!("DPoP: {proof}\n"));
-                    }
-                    let _ = std::io::stdout().write_all(text.as_bytes());
-                    0
-                }
-                Err(e) => fail(&e),
-            }
-        }
+        } => commands::token(&latchkey, min_valid.as_deref(), force_refresh, json).await,
+        Command::Headers { url, method } => commands::headers(&latchkey, &method, &url).await,
         Command::Accounts { .. } | Command::Completions { .. } | Command::Manpage => 0,
-        Command::Logout { provider } => match latchkey.logout().await {
-            Ok(out) if !out.was_signed_in => {
-                say!("Not signed in (profile `{}`).", latchkey.config().profile);
-                0
-            }
-            Ok(out) if out.damaged => {
-                say!("Signed out: the stored session was unreadable and has been removed.");
-                0
-            }
-            Ok(out) => {
-                match (&out.revoked, &out.revocation_problem) {
-                    (true, _) => say!("Signed out; the session was revoked at the provider."),
-                    (false, Some(p)) => {
-                        say!("Signed out on this computer, but the provider was not told: {p}")
-                    }
-                    (false, None) => say!("Signed out on this computer."),
-                }
-                if provider {
-                    end_provider_session(&latchkey, out.end_session_url.as_ref());
-                }
-                0
-            }
-            Err(e) => fail(&e),
-        },
+        Command::Logout { provider } => commands::logout(&latchkey, provider).await,
     }
-}
-
-/// `logout --provider`: the provider's end-session URL (RP-Initiated Logout 1.0 §2, with
-/// `id_token_hint` and, when configured, `post_logout_redirect_uri`) in the browser. The URL
-/// carries the ID token, so it is never printed.
-fn end_provider_session(latchkey: &Latchkey, url: Option<&url::Url>) {
-    match url.map(|u| latchkey.open_browser(u)) {
-        Some(Ok(())) => say!("Opened your browser to sign you out of the provider too."),
-        Some(Err(e)) => say!("latchkey: could not sign you out of the provider: {e}"),
-        None => say!(
-            "The provider offers no way to sign out of it from here (no end-session endpoint)."
-        ),
-    }
-}
-
-fn print_identity(identity: &Identity, json: bool) -> i32 {
-    if json {
-        match serde_json::to_string_pretty(identity) {
-            Ok(s) => out!("{s}"),
-            Err(e) => return fail(&Error::config(format!("cannot encode JSON: {e}"))),
-        }
-        return 0;
-    }
-    let who = match (&identity.name, &identity.email) {
-        (Some(n), Some(e)) => format!("{n} <{e}>"),
-        (Some(n), None) => n.clone(),
-        (None, Some(e)) => e.clone(),
-        (None, None) => identity.subject.clone(),
-    };
-    out!("Signed in as {who}");
-    out!("  issuer:   {}", identity.issuer);
-    out!("  subject:  {}", identity.subject);
-    out!("  profile:  {}", identity.profile);
-    if let Some(store) = identity.store {
-        out!("  stored:   {store}");
-    }
-    out!("  granted:  {}", identity.scopes.join(" "));
-    let denied = identity.denied_scopes();
-    if !denied.is_empty() {
-        out!("  denied:   {}", denied.join(" "));
-    }
-    out!(
-        "  expires:  {}{}",
-        identity.expires_at.to_rfc3339_opts(chrono_secs(), true),
-        if identity.refreshable {
-            " (refreshes automatically)"
-        } else {
-            ""
-        }
-    );
-    print_grants(&identity.grants);
-    0
-}
-
-/// The grants by kind, each value with where it was read: `  Roles: admin (access token), ...`.
-fn print_grants(grants: &latchkey_core::Grants) {
-    for kind in latchkey_core::GrantKind::ALL {
-        let values: Vec<String> = grants
-            .of_kind(kind)
-            .map(|g| match &g.name {
-                Some(name) => format!("{name} [{}] ({})", g.value, g.source.label()),
-                None => format!("{} ({})", g.value, g.source.label()),
-            })
-            .collect();
-        if kind == latchkey_core::GrantKind::Group && grants.groups_overage {
-            out!("  {}: too many groups to list", kind.label());
-        }
-        if !values.is_empty() {
-            out!("  {}: {}", kind.label(), values.join(", "));
-        }
-    }
-    if grants.omitted > 0 {
-        out!("  ({} more values not shown)", grants.omitted);
-    }
-}
-
-/// The persistent keyring's idle expiry (`persistent-keyring(7)`), in days.
-fn persistent_expiry_days() -> u64 {
-    std::fs::read_to_string("/proc/sys/kernel/keys/persistent_keyring_expiry")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(259_200)
-        / 86_400
-}
-
-fn chrono_secs() -> chrono::SecondsFormat {
-    chrono::SecondsFormat::Secs
-}
-
-/// The device sign-in's notice: the code and where to enter it, on stderr.
-fn show_device_code(sign_in: &latchkey_core::DeviceSignIn) {
-    let minutes = (sign_in.expires_at - chrono::Utc::now())
-        .num_minutes()
-        .max(1);
-    say!(
-        "To sign in, open {} on any device and enter the code\n\n    {}\n",
-        sign_in.verification_uri,
-        sign_in.user_code
-    );
-    if let Some(complete) = &sign_in.verification_uri_complete {
-        say!("Or open this link, which carries the code:\n\n    {complete}\n");
-    }
-    say!("Waiting for you to approve (the code expires in about {minutes} min; Ctrl-C cancels)...");
-}
-
-/// The sign-in, browser or device, with its notices on stderr (stdout may carry a credential).
-async fn sign_in(latchkey: &Latchkey) -> Result<Identity, Error> {
-    // Read before the sign-in, to tell a first sign-in into the kernel keyring.
-    let first = matches!(latchkey.current().await, Ok(None));
-    let waiting = |notice: LoginNotice<'_>| {
-        if let LoginNotice::Waiting = notice {
-            say!(
-                "Another latchkey is signing in to profile `{}`; waiting for it...",
-                latchkey.config().profile
-            );
-        } else if let LoginNotice::Device { sign_in } = notice {
-            show_device_code(sign_in);
-        }
-    };
-    let identity = match latchkey.sign_in_route(FrontEnd::Terminal)? {
-        SignInRoute::Device => latchkey.login_device(waiting).await?,
-        _ => {
-            if latchkey.config().flow == config::FlowChoice::Implicit {
-                say!("latchkey: warning: {}", latchkey_core::IMPLICIT_WARNING);
-            }
-            browser_sign_in(latchkey).await?
-        }
-    };
-    if first && identity.store == Some(StoreKind::KernelKeyring.as_str()) {
-        say!(
-            "latchkey: no Secret Service here, so the session is kept in the kernel keyring: in memory only, until reboot (or {} days unused)",
-            persistent_expiry_days()
-        );
-    }
-    Ok(identity)
-}
-
-/// The browser sign-in through the loopback listener.
-async fn browser_sign_in(latchkey: &Latchkey) -> Result<Identity, Error> {
-    latchkey
-        .login_loopback(|notice| match notice {
-            LoginNotice::Waiting => say!(
-                "Another latchkey is signing in to profile `{}`; waiting for it...",
-                latchkey.config().profile
-            ),
-            LoginNotice::Opened {
-                sign_in,
-                result: Ok(()),
-            } => say!(
-                "Opened your browser to sign in. If nothing appeared, open this link:\n\n    {}\n",
-                sign_in.url
-            ),
-            LoginNotice::Opened {
-                sign_in,
-                result: Err(e),
-            } => {
-                if !e.message().contains("--no-browser") {
-                    say!("latchkey: {}", explained(&e));
-                }
-                say!(
-                    "Open this link in a browser on this computer to sign in:\n\n    {}\n",
-                    sign_in.url
-                );
-            }
-            _ => {}
-        })
-        .await
 }
 
 /// kubectl and git send an access token as a bearer token only: a DPoP-bound one (RFC 9449)

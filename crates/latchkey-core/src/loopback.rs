@@ -169,23 +169,9 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
 ) -> std::io::Result<Read> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
-    // Only the bytes just read (and the 3 before them) can complete the blank line that ends the
-    // head: scanning all of it after every read is quadratic for a peer sending a byte at a time.
-    let mut searched: usize = 0;
-    let head_end = loop {
-        let from = searched.saturating_sub(3);
-        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-            break from + i + 4;
-        }
-        if buf.len() > MAX_REQUEST_HEAD {
-            return Ok(Read::Refused(400, "the request head is too long"));
-        }
-        searched = buf.len();
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(Read::Refused(400, ""));
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    let head_end = match read_head(stream, &mut buf).await? {
+        Ok(end) => end,
+        Err(refused) => return Ok(refused),
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.lines();
@@ -200,42 +186,10 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
     if method == "GET" {
         return Ok(Read::Callback { target, form: None });
     }
-    let header = |name: &str| {
-        head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
+    let length = match form_length(&head) {
+        Ok(length) => length,
+        Err(refused) => return Ok(refused),
     };
-    // Form Post Response Mode §2: the response is an application/x-www-form-urlencoded body;
-    // `; charset=…` may follow.
-    let media_type = header("content-type").unwrap_or_default();
-    let media_type = media_type.split(';').next().unwrap_or_default().trim();
-    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Ok(Read::Refused(
-            415,
-            "the sign-in response must be posted as application/x-www-form-urlencoded; this one was ignored",
-        ));
-    }
-    if header("transfer-encoding").is_some() {
-        return Ok(Read::Refused(
-            411,
-            "the sign-in form must be sent with a Content-Length; this one was ignored",
-        ));
-    }
-    let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) else {
-        return Ok(Read::Refused(
-            411,
-            "the sign-in form must be sent with a Content-Length; this one was ignored",
-        ));
-    };
-    if length > MAX_FORM_BODY {
-        return Ok(Read::Refused(
-            413,
-            "the sign-in form is too large to be genuine; it was ignored",
-        ));
-    }
     let mut body = buf.split_off(head_end);
     while body.len() < length {
         let n = stream.read(&mut chunk).await?;
@@ -255,6 +209,75 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
             "the sign-in form is not UTF-8; it was ignored",
         )),
     }
+}
+
+/// Reads into `buf` until the blank line that ends the request head; its end, or the refusal of
+/// a head that is too long or cut short.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Result<usize, Read>> {
+    let mut chunk = [0u8; 4096];
+    // Only the bytes just read (and the 3 before them) can complete the blank line that ends the
+    // head: scanning all of it after every read is quadratic for a peer sending a byte at a time.
+    let mut searched: usize = 0;
+    loop {
+        let from = searched.saturating_sub(3);
+        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Ok(from + i + 4));
+        }
+        if buf.len() > MAX_REQUEST_HEAD {
+            return Ok(Err(Read::Refused(400, "the request head is too long")));
+        }
+        searched = buf.len();
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(Err(Read::Refused(400, "")));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The length of a posted form, from a head whose headers must describe one (Form Post Response
+/// Mode §2: an `application/x-www-form-urlencoded` body, `; charset=…` allowed), or the refusal.
+fn form_length(head: &str) -> Result<usize, Read> {
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    // Form Post Response Mode §2: the response is an application/x-www-form-urlencoded body;
+    // `; charset=…` may follow.
+    let media_type = header("content-type").unwrap_or_default();
+    let media_type = media_type.split(';').next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(Read::Refused(
+            415,
+            "the sign-in response must be posted as application/x-www-form-urlencoded; this one was ignored",
+        ));
+    }
+    if header("transfer-encoding").is_some() {
+        return Err(Read::Refused(
+            411,
+            "the sign-in form must be sent with a Content-Length; this one was ignored",
+        ));
+    }
+    let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) else {
+        return Err(Read::Refused(
+            411,
+            "the sign-in form must be sent with a Content-Length; this one was ignored",
+        ));
+    };
+    if length > MAX_FORM_BODY {
+        return Err(Read::Refused(
+            413,
+            "the sign-in form is too large to be genuine; it was ignored",
+        ));
+    }
+    Ok(length)
 }
 
 fn escape(s: &str) -> String {

@@ -241,6 +241,37 @@ fn verify(
         _ => {}
     }
 
+    check_hashes(id_token, claims, &verifier, access_token, code)?;
+
+    Ok(Claims {
+        sub: claims.subject().to_string(),
+        aud,
+        azp: claims.authorized_party().map(|a| a.to_string()),
+        name: claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.to_string()),
+        email: claims.email().map(|e| e.to_string()),
+        email_verified: claims.email_verified(),
+        picture: claims
+            .picture()
+            .and_then(|p| p.get(None))
+            .map(|p| p.to_string()),
+        preferred_username: claims.preferred_username().map(|u| u.to_string()),
+        // Filled from userinfo; the ID token's own grants are read from the stored token.
+        userinfo_grants: Default::default(),
+    })
+}
+
+/// §3.1.3.8 and §3.3.2.11: `at_hash` and `c_hash`, the left half of the access token's or code's
+/// hash under the ID token's own signing algorithm.
+fn check_hashes(
+    id_token: &CoreIdToken,
+    claims: &CoreIdTokenClaims,
+    verifier: &CoreIdTokenVerifier<'_>,
+    access_token: Option<&AccessToken>,
+    code: Option<&AuthorizationCode>,
+) -> Result<(), VerifyError> {
     // The left half of the token's hash under its own signing algorithm (§3.1.3.8, §3.3.2.11).
     let alg = || {
         id_token
@@ -249,7 +280,7 @@ fn verify(
     };
     let key = || {
         id_token
-            .signing_key(&verifier)
+            .signing_key(verifier)
             .map_err(|e| VerifyError::Signature(e.to_string()))
     };
 
@@ -278,25 +309,7 @@ fn verify(
             return Err(VerifyError::CHash("c_hash does not match the code".into()));
         }
     }
-
-    Ok(Claims {
-        sub: claims.subject().to_string(),
-        aud,
-        azp: claims.authorized_party().map(|a| a.to_string()),
-        name: claims
-            .name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.to_string()),
-        email: claims.email().map(|e| e.to_string()),
-        email_verified: claims.email_verified(),
-        picture: claims
-            .picture()
-            .and_then(|p| p.get(None))
-            .map(|p| p.to_string()),
-        preferred_username: claims.preferred_username().map(|u| u.to_string()),
-        // Filled from userinfo; the ID token's own grants are read from the stored token.
-        userinfo_grants: Default::default(),
-    })
+    Ok(())
 }
 
 /// OIDC Core §12.2: a refreshed ID token must keep `iss` (checked by the verifier), `sub`, `aud`

@@ -144,32 +144,7 @@ impl World {
             .ctx
             .client(&provider)
             .expect("the fixture's client");
-        let previous = Session {
-            v: 1,
-            issuer,
-            client_id: client_id.into(),
-            profile: crate::config::DEFAULT_PROFILE.into(),
-            access_token: access_token.into(),
-            expires_at: now,
-            issued_at: Some(now - chrono::Duration::hours(1)),
-            refresh_token: Some("fuzz-refresh-token".into()),
-            id_token: None,
-            requested_scopes: vec!["openid".into(), "profile".into()],
-            granted_scopes: vec!["openid".into(), "profile".into()],
-            claims: Claims {
-                sub: "alice".into(),
-                aud: vec![client_id.into()],
-                ..Default::default()
-            },
-            signed_in_at: now - chrono::Duration::hours(1),
-            endpoints: Some(provider.endpoints()),
-            flow: FlowChoice::Code,
-            token_type: Some("Bearer".into()),
-            dpop_jkt: None,
-            dpop_key: None,
-            par: false,
-            picture: None,
-        };
+        let previous = signed_in(issuer, client_id, access_token, now, &provider);
         Self {
             latchkey,
             provider: Arc::new(provider),
@@ -340,5 +315,41 @@ impl World {
         let _ = session.identity();
         let _ = session.access_token_valid(self.now);
         let _ = session.issued_expired();
+    }
+}
+
+/// The session the world is signed in with: a code-flow session an hour old, due for refresh.
+fn signed_in(
+    issuer: String,
+    client_id: &str,
+    access_token: &str,
+    now: DateTime<Utc>,
+    provider: &Provider,
+) -> Session {
+    Session {
+        v: 1,
+        issuer,
+        client_id: client_id.into(),
+        profile: crate::config::DEFAULT_PROFILE.into(),
+        access_token: access_token.into(),
+        expires_at: now,
+        issued_at: Some(now - chrono::Duration::hours(1)),
+        refresh_token: Some("fuzz-refresh-token".into()),
+        id_token: None,
+        requested_scopes: vec!["openid".into(), "profile".into()],
+        granted_scopes: vec!["openid".into(), "profile".into()],
+        claims: Claims {
+            sub: "alice".into(),
+            aud: vec![client_id.into()],
+            ..Default::default()
+        },
+        signed_in_at: now - chrono::Duration::hours(1),
+        endpoints: Some(provider.endpoints()),
+        flow: FlowChoice::Code,
+        token_type: Some("Bearer".into()),
+        dpop_jkt: None,
+        dpop_key: None,
+        par: false,
+        picture: None,
     }
 }

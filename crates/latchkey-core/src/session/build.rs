@@ -45,26 +45,7 @@ pub(crate) async fn session_from_response(
     let dpop_key = dpop.filter(|_| bound).cloned();
     let now = ctx.now();
     let access = response.access_token();
-    let claims = match (response.id_token(), previous) {
-        (Some(id_token), _) => {
-            let claims =
-                id_token::verify_with_rotation(ctx, provider, id_token, access, nonce, now).await?;
-            if let Some(prev) = previous {
-                verify::check_refreshed(&prev.claims, &claims).map_err(VerifyError::into_error)?;
-                merge_profile(claims, &prev.claims)
-            } else {
-                claims
-            }
-        }
-        // §12.2: a refresh response need not carry an ID token.
-        (None, Some(prev)) => prev.claims.clone(),
-        (None, None) => {
-            return Err(Error::new(
-                ErrorKind::ProviderInvalid,
-                "the provider returned no ID token; is `openid` among the scopes?",
-            ));
-        }
-    };
+    let claims = claims_of(ctx, provider, response, nonce, previous).await?;
     let requested = previous
         .map(|p| p.requested_scopes.clone())
         .unwrap_or_else(|| ctx.config.scopes.clone());
@@ -116,6 +97,40 @@ pub(crate) async fn session_from_response(
             Origin::Refresh(p) => p.par,
         },
         picture: previous.and_then(|p| p.picture.clone()),
+    })
+}
+
+/// The identity claims a token response carries: its ID token verified (OIDC Core §3.1.3.7) and,
+/// after a refresh, checked against the previous one (§12.2) with the profile it omits kept; a
+/// refresh without an ID token keeps the previous claims (§12.2).
+async fn claims_of(
+    ctx: &Context,
+    provider: &Arc<Provider>,
+    response: &CoreTokenResponse,
+    nonce: NonceCheck<'_>,
+    previous: Option<&Session>,
+) -> Result<Claims> {
+    let now = ctx.now();
+    let access = response.access_token();
+    Ok(match (response.id_token(), previous) {
+        (Some(id_token), _) => {
+            let claims =
+                id_token::verify_with_rotation(ctx, provider, id_token, access, nonce, now).await?;
+            if let Some(prev) = previous {
+                verify::check_refreshed(&prev.claims, &claims).map_err(VerifyError::into_error)?;
+                merge_profile(claims, &prev.claims)
+            } else {
+                claims
+            }
+        }
+        // §12.2: a refresh response need not carry an ID token.
+        (None, Some(prev)) => prev.claims.clone(),
+        (None, None) => {
+            return Err(Error::new(
+                ErrorKind::ProviderInvalid,
+                "the provider returned no ID token; is `openid` among the scopes?",
+            ));
+        }
     })
 }
 
