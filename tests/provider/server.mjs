@@ -337,7 +337,7 @@ let faults = []; // { path, method?, status?, body?, headers?, delay_ms?, remain
 // Test-only tampering with what the provider answers (POST /__dev/tamper): an ID token re-signed
 // with the provider's own key after claims are changed, or the form_post page's form changed, so
 // a test can prove the client refuses a well-signed but wrong response.
-let tampers = []; // { at, id_token?: { set?, unset? }, form?: { method?, enctype?, set? }, remaining }
+let tampers = []; // { at, id_token?: { set?, unset? }, response?: { set? }, form?: { method?, enctype?, set? }, remaining }
 
 // ---------------------------------------------------------------- html
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -700,8 +700,11 @@ function applyTamper(ctx, path) {
   const t = tampers.find((x) => x.at === at && x.remaining !== 0);
   if (!t) return;
   let done = false;
-  if (at === 'token' && ctx.body && typeof ctx.body === 'object' && ctx.body.id_token && t.id_token) {
-    ctx.body = { ...ctx.body, id_token: resign(ctx.body.id_token, editClaims(t.id_token)) };
+  if (at === 'token' && ctx.body && typeof ctx.body === 'object' && (t.response || (ctx.body.id_token && t.id_token))) {
+    // `response.set` replaces fields of the token response itself (a hostile access_token).
+    const body = { ...ctx.body, ...(t.response?.set ?? {}) };
+    if (body.id_token && t.id_token) body.id_token = resign(body.id_token, editClaims(t.id_token));
+    ctx.body = body;
     done = true;
   } else if (at === 'authorization' && typeof ctx.body === 'string' && ctx.body.includes('<form method="post"')) {
     let html = ctx.body;
@@ -866,7 +869,7 @@ async function handleDev(req, res, url) {
       const b = await readJson(req);
       if (!['authorization', 'token'].includes(b.at)) return sendJson(res, 400, { error: 'at must be authorization or token' });
       if (!b.id_token && !b.form) return sendJson(res, 400, { error: 'id_token {set, unset} and/or form {method, enctype, set} required' });
-      const tamper = { at: b.at, id_token: b.id_token, form: b.form, remaining: b.count === undefined ? 1 : Number(b.count) };
+      const tamper = { at: b.at, id_token: b.id_token, response: b.response, form: b.form, remaining: b.count === undefined ? 1 : Number(b.count) };
       tampers.push(tamper);
       log('tamper installed', tamper);
       return sendJson(res, 200, { ok: true, tamper });

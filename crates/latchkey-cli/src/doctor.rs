@@ -237,7 +237,10 @@ async fn keychain_check(latchkey: &Latchkey) -> Check {
                 .map(|k| k.as_str())
                 .unwrap_or("the OS keychain");
             let who = match session {
-                Some(id) => format!("signed in as {}", id.name.as_deref().unwrap_or(&id.subject)),
+                Some(id) => format!(
+                    "signed in as {}",
+                    latchkey_core::sanitize(id.name.as_deref().unwrap_or(&id.subject))
+                ),
                 None => "not signed in".into(),
             };
             Check::ok(

@@ -1,6 +1,6 @@
 //! What `status`, `login` and `accounts` print: the identity and its grants, as text or JSON.
 
-use latchkey_core::{Error, Identity, Latchkey, Ports};
+use latchkey_core::{Error, Identity, Latchkey, Ports, sanitize};
 use latchkey_identity::LATCHKEY;
 
 use crate::{Global, explained, fail, sources};
@@ -59,11 +59,12 @@ pub(crate) async fn accounts(g: &Global, json: bool) -> i32 {
     for (default, id) in &rows {
         let who = id.name.as_deref().unwrap_or(&id.subject);
         out!(
-            "{} {:<16} {who} ({}) at {}",
+            "{} {:<16} {} ({}) at {}",
             if *default { "*" } else { " " },
-            id.profile,
-            id.subject,
-            id.issuer
+            sanitize(&id.profile),
+            sanitize(who),
+            sanitize(&id.subject),
+            sanitize(&id.issuer)
         );
     }
     code
@@ -77,23 +78,25 @@ pub(crate) fn print_identity(identity: &Identity, json: bool) -> i32 {
         }
         return 0;
     }
+    // Every provider-derived string is cleaned of terminal escapes (OSC 52 writes the clipboard,
+    // CSI moves the cursor) and control characters; the JSON above stays exact.
     let who = match (&identity.name, &identity.email) {
         (Some(n), Some(e)) => format!("{n} <{e}>"),
         (Some(n), None) => n.clone(),
         (None, Some(e)) => e.clone(),
         (None, None) => identity.subject.clone(),
     };
-    out!("Signed in as {who}");
-    out!("  issuer:   {}", identity.issuer);
-    out!("  subject:  {}", identity.subject);
-    out!("  profile:  {}", identity.profile);
+    out!("Signed in as {}", sanitize(&who));
+    out!("  issuer:   {}", sanitize(&identity.issuer));
+    out!("  subject:  {}", sanitize(&identity.subject));
+    out!("  profile:  {}", sanitize(&identity.profile));
     if let Some(store) = identity.store {
         out!("  stored:   {store}");
     }
-    out!("  granted:  {}", identity.scopes.join(" "));
+    out!("  granted:  {}", sanitize(&identity.scopes.join(" ")));
     let denied = identity.denied_scopes();
     if !denied.is_empty() {
-        out!("  denied:   {}", denied.join(" "));
+        out!("  denied:   {}", sanitize(&denied.join(" ")));
     }
     out!(
         "  expires:  {}{}",
@@ -114,8 +117,13 @@ fn print_grants(grants: &latchkey_core::Grants) {
         let values: Vec<String> = grants
             .of_kind(kind)
             .map(|g| match &g.name {
-                Some(name) => format!("{name} [{}] ({})", g.value, g.source.label()),
-                None => format!("{} ({})", g.value, g.source.label()),
+                Some(name) => format!(
+                    "{} [{}] ({})",
+                    sanitize(name),
+                    sanitize(&g.value),
+                    g.source.label()
+                ),
+                None => format!("{} ({})", sanitize(&g.value), g.source.label()),
             })
             .collect();
         if kind == latchkey_core::GrantKind::Group && grants.groups_overage {

@@ -184,10 +184,10 @@ const MAX_MESSAGE: usize = 2000;
 /// Makes a provider-supplied string safe to quote in a message shown on a terminal or a page:
 /// ANSI/terminal escape sequences (ESC or C1 introduced: CSI, OSC, DCS, …; ECMA-48 §5) are
 /// dropped whole, every other control character (C0, DEL, C1) and bidi override becomes a
-/// space, runs of spaces collapse, and the result is capped at [`MAX_PROVIDER_TEXT`] characters.
+/// space, runs of spaces collapse, and the result is capped at 300 characters.
 /// RFC 6749 §5.2 allows only printable ASCII in `error`/`error_description`, but nothing makes a
 /// provider (or a forged redirect) comply, and the same goes for issuers, URLs and claims.
-pub(crate) fn sanitize(s: &str) -> String {
+pub fn sanitize(s: &str) -> String {
     clean(s, MAX_PROVIDER_TEXT)
 }
 

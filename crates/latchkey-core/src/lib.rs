@@ -79,7 +79,7 @@ pub use account::Latchkey;
 pub use app_identity::AppIdentity;
 pub use discovery::ExtraMetadata;
 pub use dpop::ResourceHeaders;
-pub use error::{Error, ErrorKind, Remedy, Result};
+pub use error::{Error, ErrorKind, Remedy, Result, sanitize};
 pub use grants::{Grant, GrantKind, GrantSource, Grants, MAX_GRANT_VALUE, MAX_GRANTS};
 pub use picture::{MAX_PICTURE, Picture};
 pub use ports::Ports;

@@ -40,6 +40,7 @@ pub(crate) async fn session_from_response(
         Origin::SignIn { .. } => None,
     };
     let bound = check_token_type(response.token_type().as_ref(), dpop.is_some())?;
+    check_access_token(response.access_token().secret())?;
     // RFC 9449 §5: a Bearer answer to a request with a proof is a plain Bearer token; the
     // key is then of no use and is not kept.
     let dpop_key = dpop.filter(|_| bound).cloned();
@@ -98,6 +99,24 @@ pub(crate) async fn session_from_response(
         },
         picture: previous.and_then(|p| p.picture.clone()),
     })
+}
+
+/// RFC 6750 §2.1: an access token travels as `b64token` (RFC 9449 §7.1: the same for DPoP), so
+/// any other character is refused here, once, before the token reaches a header (where CR/LF
+/// would end the line, or make a dependency panic), a line protocol (git's) or a terminal.
+fn check_access_token(token: &str) -> Result<()> {
+    let body = token.trim_end_matches('=');
+    let b64token = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    if b64token {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::ProviderInvalid,
+        "the provider's access_token has characters a token cannot have (RFC 6750 §2.1), so it was not used; ask the provider's administrator",
+    ))
 }
 
 /// The identity claims a token response carries: its ID token verified (OIDC Core §3.1.3.7) and,
@@ -182,5 +201,36 @@ pub(crate) fn implicit_session(
         dpop_key: None,
         par,
         picture: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_b64token_access_tokens_are_taken() {
+        for good in [
+            "eyJ.a-b_c~+/",
+            "abc==",
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+        ] {
+            assert!(check_access_token(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "=",
+            "a b",
+            "a\r\nX-Evil: 1",
+            "a\tb",
+            "t\u{7f}",
+            "é",
+            "a=b",
+            "a;b",
+        ] {
+            let e = check_access_token(bad).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::ProviderInvalid, "{bad:?}");
+            assert!(e.message().contains("access_token"), "{e}");
+        }
     }
 }
