@@ -172,6 +172,9 @@ pub(crate) fn htu(url: &str) -> Option<String> {
     }
     url.set_query(None);
     url.set_fragment(None);
+    // Never credentials in a proof (`headers` refuses such URLs anyway).
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     Some(url.into())
 }
 
@@ -359,6 +362,15 @@ mod tests {
     fn part(jwt: &str, i: usize) -> serde_json::Value {
         let seg = jwt.split('.').nth(i).expect("segment");
         serde_json::from_slice(&B64.decode(seg).expect("base64url")).expect("json")
+    }
+
+    #[test]
+    fn htu_is_the_url_without_query_fragment_or_credentials() {
+        assert_eq!(
+            htu("https://me:s3cret@api.example.com/v1/x?q=1#f").as_deref(),
+            Some("https://api.example.com/v1/x")
+        );
+        assert_eq!(htu("ftp://api.example.com/x"), None);
     }
 
     #[test]

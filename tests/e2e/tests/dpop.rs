@@ -423,6 +423,15 @@ fn curl_calls_userinfo_with_latchkey_headers_and_a_replayed_proof_is_refused() {
             vec!["headers", "--url", &me, "--method", "GE T"],
             "is not an HTTP method",
         ),
+        // Issue 18, L3: no token in the clear to another host, nor with credentials in the URL.
+        (
+            vec!["headers", "--url", "http://api.example.com/v1"],
+            "is plain http, which would send the token in the clear",
+        ),
+        (
+            vec!["headers", "--url", "https://me:s3cret@api.example.com/v1"],
+            "carries a user name or password",
+        ),
     ] {
         let r = sb.run(&args);
         assert_eq!(r.code, 2, "{}", r.stderr);
@@ -432,6 +441,11 @@ fn curl_calls_userinfo_with_latchkey_headers_and_a_replayed_proof_is_refused() {
             r.stderr
         );
         assert!(r.stdout.is_empty());
+        assert!(
+            !r.stderr.contains("s3cret"),
+            "a password echoed: {}",
+            r.stderr
+        );
     }
     assert_eq!(sb.run(&["logout"]).code, 0);
     let r = sb.run(&["headers", "--url", &me]);

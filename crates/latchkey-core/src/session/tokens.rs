@@ -64,6 +64,46 @@ pub(crate) fn header_safe(token: &str) -> Result<&str> {
     ))
 }
 
+/// Where `headers` may send a token (RFC 6750 §5.3, RFC 9449 §4.2): an http(s) URL, https unless
+/// the host is this computer, and with no user name or password, which would also end up in the
+/// DPoP proof's `htu`. A refused URL is shown without its credentials.
+fn check_resource_url(url: &str) -> Result<()> {
+    let refused = |why: &str, parsed: Option<&url::Url>| {
+        let shown = match parsed {
+            Some(u) => {
+                let mut u = u.clone();
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                u.to_string()
+            }
+            None => url.to_owned(),
+        };
+        Err(Error::config(format!(
+            "the resource URL `{}` {why}",
+            sanitize(&shown)
+        )))
+    };
+    let Some(parsed) = url::Url::parse(url)
+        .ok()
+        .filter(|u| crate::dpop::htu(u.as_str()).is_some())
+    else {
+        return refused("is not an http or https URL; give its full URL", None);
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return refused(
+            "carries a user name or password; give it without them",
+            Some(&parsed),
+        );
+    }
+    if parsed.scheme() == "http" && !crate::config::is_loopback_host(&parsed) {
+        return refused(
+            "is plain http, which would send the token in the clear; use https (plain http only to this computer)",
+            Some(&parsed),
+        );
+    }
+    Ok(())
+}
+
 /// The provider's tokens live `expires_at - issued_at`: asking for longer can never succeed.
 pub(crate) fn check_lifetime(session: &Session, min_valid: chrono::Duration) -> Result<()> {
     let Some(issued) = session.issued_at else {
@@ -184,12 +224,7 @@ pub(crate) async fn resource_headers(
             sanitize(method)
         )));
     }
-    if crate::dpop::htu(url).is_none() {
-        return Err(Error::config(format!(
-            "the resource URL `{}` is not an http or https URL; give its full URL",
-            sanitize(url)
-        )));
-    }
+    check_resource_url(url)?;
     if let Some(entry) = cache::cached_entry(ctx).filter(|e| e.access_fresh(ctx.now())) {
         if entry.token_type != "DPoP" {
             tracing::debug!("access token served from the token cache");
@@ -309,7 +344,29 @@ pub(crate) fn take_refusal(ctx: &Context) -> Option<String> {
 }
 #[cfg(test)]
 mod tests {
-    use super::header_safe;
+    use super::{check_resource_url, header_safe};
+
+    #[test]
+    fn tokens_go_only_to_https_or_this_computer_without_credentials() {
+        for ok in [
+            "https://api.example.com/v1?x=1",
+            "http://127.0.0.1:8080/me",
+            "http://[::1]/me",
+            "http://localhost/me",
+        ] {
+            assert!(check_resource_url(ok).is_ok(), "{ok}");
+        }
+        let why = |url: &str| check_resource_url(url).expect_err(url).message().to_owned();
+        assert!(why("ftp://x/y").contains("is not an http or https URL"));
+        assert!(why("not a url").contains("is not an http or https URL"));
+        assert!(why("http://api.example.com/v1").contains("is plain http"));
+        let e = why("https://me:s3cret@api.example.com/v1");
+        assert!(e.contains("carries a user name or password"), "{e}");
+        assert!(
+            !e.contains("s3cret") && !e.contains("me:"),
+            "credentials shown: {e}"
+        );
+    }
 
     #[test]
     fn a_token_that_could_end_a_header_line_is_not_printed() {
