@@ -4,6 +4,7 @@
 //! for `protocol=https` and the hosts listed in `git_hosts`: a token is never handed to a host
 //! nobody named, and never over plain http.
 
+use chrono::{DateTime, Utc};
 use std::io::{BufRead as _, Read as _};
 
 use latchkey_core::{ErrorKind, Latchkey};
@@ -62,12 +63,15 @@ fn allowed(r: &Request, hosts: &[String]) -> bool {
 }
 
 /// The answer to `get`: Basic-style `username`/`password`, or a Bearer `credential` for a git
-/// that announced the `authtype` capability.
-fn answer(r: &Request, username: &str, token: &str) -> String {
+/// that announced the `authtype` capability. The Basic answer says when the token expires
+/// (`password_expiry_utc`, git 2.41), so a storing helper after this one (`credential-store`
+/// writes plain text) neither keeps nor replays it past then.
+fn answer(r: &Request, username: &str, token: &str, expires_at: DateTime<Utc>) -> String {
     if r.authtype_capable {
         format!("capability[]=authtype\nauthtype=Bearer\ncredential={token}\nephemeral=1\n")
     } else {
-        format!("username={username}\npassword={token}\n")
+        let expiry = expires_at.timestamp();
+        format!("username={username}\npassword={token}\npassword_expiry_utc={expiry}\n")
     }
 }
 
@@ -106,7 +110,13 @@ pub async fn credential(latchkey: &Latchkey, op: Operation) -> i32 {
             Ok(info) => {
                 out!(
                     "{}",
-                    answer(&request, &config.git_username, info.token.secret()).trim_end()
+                    answer(
+                        &request,
+                        &config.git_username,
+                        info.token.secret(),
+                        info.expires_at
+                    )
+                    .trim_end()
                 );
                 0
             }
@@ -154,12 +164,13 @@ mod tests {
     #[test]
     fn answers_match_gits_capabilities() {
         let basic = parse(b"protocol=https\nhost=h\n");
+        let at = DateTime::from_timestamp(1_900_000_000, 0).expect("a time");
         assert_eq!(
-            answer(&basic, "oauth2", "T"),
-            "username=oauth2\npassword=T\n"
+            answer(&basic, "oauth2", "T", at),
+            "username=oauth2\npassword=T\npassword_expiry_utc=1900000000\n"
         );
         let bearer = parse(b"protocol=https\nhost=h\ncapability[]=authtype\n");
-        let a = answer(&bearer, "oauth2", "T");
+        let a = answer(&bearer, "oauth2", "T", at);
         assert!(
             a.starts_with("capability[]=authtype\nauthtype=Bearer\ncredential=T\n"),
             "{a}"

@@ -228,6 +228,20 @@ fn erase_makes_the_next_get_refresh_and_keeps_the_session() {
         .unwrap()
         .to_owned();
     assert_eq!(provider.refreshes(), 0);
+    // Issue 18, L8: the Basic answer says when the token expires, so no helper after this one
+    // keeps it longer: the stored session's expiry, in Unix seconds.
+    let expiry: i64 = first
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password_expiry_utc="))
+        .expect("password_expiry_utc")
+        .parse()
+        .unwrap();
+    let stored = sb.stored_session("default").unwrap();
+    let expires_at = chrono::DateTime::parse_from_rfc3339(stored["expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert_eq!(expiry, expires_at);
 
     // `store` does nothing; `erase` records the refusal without ending the session.
     assert_eq!(
