@@ -100,8 +100,34 @@ fn edit_user_file(
             .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
     }
     let text = toml::to_string_pretty(&doc).map_err(|e| Error::internal(e.to_string()))?;
-    std::fs::write(path, text)
+    write_private(path, &text)
         .map_err(|e| Error::config(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Replaces `path` with `text`, readable by its owner only (0600 on Unix: the file names the
+/// user's providers and accounts), atomically: a new file beside it, then a rename, so a crash
+/// leaves the old file or the new one.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        // A leftover of an earlier crash keeps its own mode when opened: set it again.
+        if tmp.exists() {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -253,5 +279,27 @@ mod tests {
             (c.issuer.as_str(), c.client_id.as_str()),
             ("https://corp.example", "app")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_user_file_is_written_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let values = Settings {
+            issuer: Some("https://id.example".into()),
+            ..Settings::default()
+        };
+        save_user_settings(&path, None, &values, &[]).expect("new file");
+        assert_eq!(mode(&path), 0o600);
+        // A file the user made readable by others is narrowed at the next save.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        save_user_settings(&path, Some("work"), &values, &[]).expect("existing file");
+        assert_eq!(mode(&path), 0o600);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("[profiles.work]"), "{text}");
+        assert!(!dir.path().join("config.toml.tmp").exists(), "no leftover");
     }
 }
