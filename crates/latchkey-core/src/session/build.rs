@@ -6,7 +6,7 @@ use std::sync::Arc;
 use openidconnect::core::{CoreIdToken, CoreTokenResponse};
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 
-use crate::config::FlowChoice;
+use crate::config::{FlowChoice, UseChoice};
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::dpop::DpopKey;
@@ -41,6 +41,9 @@ pub(crate) async fn session_from_response(
     };
     let bound = check_token_type(response.token_type().as_ref(), dpop.is_some())?;
     check_access_token(response.access_token().secret())?;
+    if dpop.is_some() && !bound {
+        check_bearer_allowed(ctx, origin)?;
+    }
     // RFC 9449 §5: a Bearer answer to a request with a proof is a plain Bearer token; the
     // key is then of no use and is not kept.
     let dpop_key = dpop.filter(|_| bound).cloned();
@@ -99,6 +102,23 @@ pub(crate) async fn session_from_response(
         },
         picture: previous.and_then(|p| p.picture.clone()),
     })
+}
+
+/// RFC 9449 §5 lets a server answer a request that carried a DPoP proof with a Bearer token. That
+/// is no downgrade only when DPoP was optional: with `dpop = always`, or for the refresh of a
+/// session whose tokens are bound to its key, it is refused (a refused refresh keeps the session
+/// and its key as they are).
+fn check_bearer_allowed(ctx: &Context, origin: Origin<'_>) -> Result<()> {
+    let why = match origin {
+        Origin::Refresh(p) if p.dpop_key.is_some() => {
+            "the provider answered the refresh of a DPoP-bound session with a Bearer token (RFC 9449 §5), which would drop the binding; the session was kept as it was"
+        }
+        _ if ctx.config.dpop == UseChoice::Always => {
+            "the provider answered with a Bearer token although `dpop` is always (RFC 9449 §5); set dpop to auto to accept one"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::new(ErrorKind::ProviderInvalid, why))
 }
 
 /// RFC 6750 §2.1: an access token travels as `b64token` (RFC 9449 §7.1: the same for DPoP), so
@@ -207,6 +227,51 @@ pub(crate) fn implicit_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A token response to a request that carried a DPoP proof, answered with a Bearer token.
+    fn bearer_answer() -> CoreTokenResponse {
+        serde_json::from_str(r#"{"access_token":"AT-new","token_type":"Bearer","expires_in":60}"#)
+            .expect("a token response")
+    }
+
+    #[test]
+    fn a_bearer_answer_never_silently_drops_a_dpop_binding() {
+        use crate::testing::*;
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_store, mut lk) = offline(dir.path());
+        let rt = runtime();
+        let provider = rt.block_on(lk.ctx.provider()).expect("seeded metadata");
+        let key = DpopKey::generate().expect("a key");
+        let mut bound = session(Utc::now());
+        bound.token_type = Some("DPoP".into());
+        bound.dpop_key = Some(key.clone());
+        let build = |lk: &crate::Latchkey, origin| {
+            rt.block_on(session_from_response(
+                &lk.ctx,
+                &provider,
+                &bearer_answer(),
+                NonceCheck::Refresh,
+                origin,
+                Some(&key),
+            ))
+        };
+        // The refresh of a bound session: refused, whatever `dpop` says.
+        let e = build(&lk, Origin::Refresh(&bound)).expect_err("a downgrade");
+        assert_eq!(e.kind(), ErrorKind::ProviderInvalid);
+        assert!(
+            e.message()
+                .contains("DPoP-bound session with a Bearer token"),
+            "{e}"
+        );
+        // An unbound session with `dpop = auto`: a Bearer answer is simply Bearer (§5).
+        let plain = session(Utc::now());
+        let s = build(&lk, Origin::Refresh(&plain)).expect("bearer is fine");
+        assert!(s.dpop_key.is_none());
+        // With `dpop = always`, a Bearer answer is refused even there.
+        lk.ctx.config.dpop = UseChoice::Always;
+        let e = build(&lk, Origin::Refresh(&plain)).expect_err("dpop is always");
+        assert!(e.message().contains("`dpop` is always"), "{e}");
+    }
 
     #[test]
     fn only_b64token_access_tokens_are_taken() {
