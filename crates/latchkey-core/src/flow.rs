@@ -174,6 +174,10 @@ pub(crate) struct Pending {
     pub mode: ResponseMode,
     /// The DPoP key the request named (`dpop_jkt`, RFC 9449 §10), for the code's redemption.
     pub dpop: Option<crate::dpop::DpopKey>,
+    /// The provider's metadata as fetched from the issuer for this sign-in: its endpoints, not
+    /// the on-disk cache's (which any process of this user can rewrite), get the code and
+    /// everything after it, and are bound into the session.
+    pub provider: std::sync::Arc<crate::discovery::Provider>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -305,6 +309,10 @@ mod tests {
             flow: FlowChoice::Code,
             mode: ResponseMode::Query,
             dpop: None,
+            provider: std::sync::Arc::new(crate::discovery::Provider::for_tests(
+                crate::discovery::minimal_metadata("https://id.example"),
+                openidconnect::JsonWebKeySet::new(Vec::new()),
+            )),
         }
     }
 

@@ -68,3 +68,48 @@ fn identity_text_output_carries_no_terminal_escapes_and_json_stays_exact() {
         );
     }
 }
+
+/// Issue 18, M1: a same-user process that cannot read the keychain can still rewrite the
+/// discovery cache on disk. A new sign-in fetches the metadata fresh from the issuer, so a
+/// rewritten `token_endpoint` gets neither the code nor the verifier, and is not bound into the
+/// session.
+#[test]
+fn a_rewritten_discovery_cache_does_not_choose_where_a_new_sign_in_sends_its_code() {
+    let provider = Provider::start(&[]);
+    let sb = Sandbox::new(&provider.issuer);
+    sb.login(); // fills the cache
+    assert_eq!(sb.run(&["logout"]).code, 0);
+    let thief = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    thief.set_nonblocking(true).unwrap();
+    let stolen = format!("http://{}/token", thief.local_addr().unwrap());
+    let providers = sb.dir.path().join("home/.cache/latchkey/providers");
+    let mut rewritten = 0;
+    let mut real = String::new();
+    for entry in std::fs::read_dir(&providers).unwrap() {
+        let path = entry.unwrap().path();
+        let mut cache: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        real = cache["metadata"]["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        cache["metadata"]["token_endpoint"] = json!(stolen);
+        std::fs::write(&path, serde_json::to_vec(&cache).unwrap()).unwrap();
+        rewritten += 1;
+    }
+    assert_eq!(
+        rewritten,
+        1,
+        "one cached provider in {}",
+        providers.display()
+    );
+
+    let id = sb.login();
+    assert_eq!(id["subject"], "alice");
+    assert!(
+        thief.accept().is_err(),
+        "the rewritten token endpoint was contacted"
+    );
+    let stored = sb.stored_session("default").unwrap();
+    assert_eq!(stored["endpoints"]["token"], real.as_str());
+}

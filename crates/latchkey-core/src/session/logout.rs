@@ -93,11 +93,12 @@ mod tests {
     #[test]
     fn a_damaged_session_does_not_lock_the_user_out() {
         let dir = tempfile::tempdir().expect("tmp");
-        let (store, latchkey) = offline(dir.path());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime();
+        // A sign-in fetches the metadata fresh from the issuer: a local one serves it.
+        let stub = rt.block_on(Stub::start());
+        stub.route(DISCOVERY, metadata(&stub.base, "token", None).to_string());
+        stub.route("/jwks", r#"{"keys":[]}"#);
+        let (store, latchkey) = offline_at(dir.path(), &stub.base);
         rt.block_on(async {
             damage(&store, &latchkey).await;
             // A new sign-in starts over an unreadable entry (and will replace it).

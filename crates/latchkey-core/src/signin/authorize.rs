@@ -23,7 +23,9 @@ use crate::session::repo;
 pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
     repo::ready_for_new_session(ctx).await?;
     let (flow, mode) = policy::browser_flow(ctx, redirect_uri)?;
-    let provider = ctx.provider().await?;
+    // Fresh from the issuer (OIDC Discovery §4, over TLS), not the disk cache: these endpoints
+    // get the code, the verifier and any client secret, and are bound into the session.
+    let provider = ctx.discovery.get_fresh(ctx.http()?, ctx.now()).await?;
     policy::browser_flow_offered(&provider, flow, mode)?;
     // Decided now, so a provider that cannot honour `par` fails before any browser opens.
     let par_endpoint = policy::par_endpoint(ctx.config.par, &provider)?;
@@ -71,6 +73,7 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
             flow,
             mode,
             dpop: dpop_key,
+            provider,
         },
         now,
     );

@@ -56,7 +56,8 @@ pub(crate) async fn resume_params(
             "the sign-in response arrived at an unexpected address; please sign in again",
         ));
     }
-    let provider = ctx.provider().await?;
+    // The metadata this sign-in began with, fetched fresh then: never the disk cache's.
+    let provider = Arc::clone(&pending.provider);
     check_response(&provider, &params)?;
     let session = match pending.flow {
         FlowChoice::Hybrid => hybrid::hybrid_session(ctx, &provider, pending, params).await?,

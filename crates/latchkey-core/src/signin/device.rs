@@ -87,7 +87,8 @@ pub(crate) async fn begin_device(ctx: &Context) -> Result<DeviceSignIn> {
     policy::flow_is(ctx, FlowChoice::Device)?;
     // As in `begin`: a session that could not be stored fails before the user does anything.
     repo::ready_for_new_session(ctx).await?;
-    let provider = ctx.provider().await?;
+    // Fresh from the issuer, as in `begin`: the device code and every poll go to its endpoints.
+    let provider = ctx.discovery.get_fresh(ctx.http()?, ctx.now()).await?;
     let Some(endpoint) = provider.extra().device_authorization_endpoint.clone() else {
         return Err(Error::new(
             ErrorKind::ProviderInvalid,
