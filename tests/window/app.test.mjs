@@ -637,13 +637,17 @@ test('a name changed at the provider shows after the next silent refresh, with n
 
 // Issue 7: the app signs in with the hybrid flow too (response_mode=fragment on its scheme: the
 // front-channel ID token is checked before the code is redeemed), and says so on the Session card.
-test('the hybrid flow in the window: the fragment redirect through the scheme, shown on the Session card', async () => {
+// Issue 18, M4: the hybrid response carries an ID token, which a link of the app's scheme would put
+// in a new process's argv (readable by every local user), so the window signs in through its
+// loopback listener with form_post instead.
+test('the hybrid flow in the window: the response posted to the loopback listener, never in a link, shown on the Session card', async () => {
   await withApp({ issuer: main.issuer, env: { LATCHKEY_FLOW: 'hybrid' }, name: 'hybrid' }, async (app) => {
     const before = launches().length;
     await signIn(app);
     const auth = new URL(launches()[before].url);
     assert.equal(auth.searchParams.get('response_type'), 'code id_token');
-    assert.equal(auth.searchParams.get('response_mode'), 'fragment');
+    assert.equal(auth.searchParams.get('response_mode'), 'form_post');
+    assert.match(auth.searchParams.get('redirect_uri'), /^http:\/\/127\.0\.0\.1:\d+\//);
     assert.match(await app.visibleText('#session-obtained'), /hybrid flow/);
     await app.click('#sign-out');
     await app.waitPhase('signedOut');

@@ -1,6 +1,6 @@
 //! The hybrid flow (OIDC Core §3.3, `code id_token`) and the implicit flow with form post (§3.2,
 //! `id_token`), with the real CLI, dev provider, headless Chromium and keychain; the app's
-//! fragment mode and its refusal of the implicit flow with the core in-process. Hostile
+//! custom scheme refusing both (their response carries an ID token) with the core in-process. Hostile
 //! responses are made by the dev provider itself (`/__dev/tamper`: an ID token re-signed with its
 //! own key after a claim changed, or its form_post page's form changed), and in each the code
 //! must never reach the token endpoint.
@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use latchkey_core::config::{Paths, Settings, Sources};
-use latchkey_core::{ErrorKind, Latchkey, Ports};
+use latchkey_core::{ErrorKind, FrontEnd, Latchkey, Ports, SignInRoute};
 use latchkey_e2e::*;
 use latchkey_identity::LATCHKEY;
 
@@ -362,74 +362,41 @@ fn implicit_refuses_a_get_where_a_post_is_due() {
     );
 }
 
+/// Issue 18, M4: a link of the app's scheme reaches the app as a new process's argv, which every
+/// local user can read, so the flows whose response carries an ID token (hybrid, implicit) are
+/// refused on it before any browser opens; the app takes its loopback listener for them instead
+/// (this test used to sign in with hybrid through the link's fragment).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_apps_custom_scheme_gets_hybrid_in_the_fragment_and_refuses_implicit() {
+async fn the_apps_custom_scheme_refuses_hybrid_and_implicit_and_the_app_takes_the_loopback_listener()
+ {
     let provider = Provider::start(&[]);
     let sb = Sandbox::new(&provider.issuer);
     let redirect = url::Url::parse(APP_REDIRECT).unwrap();
-
-    // Implicit: a custom scheme cannot take a form POST; refused before any browser opens.
-    let implicit = core_with_flow(&sb, "implicit");
-    let e = implicit.begin(&redirect).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Config);
-    assert!(e.message().contains("loopback"), "{e}");
-    assert_eq!(provider.stats()["authorization_requests"], 0);
-
-    let latchkey = core_with_flow(&sb, "hybrid");
-    let capture = |url: &url::Url| {
-        let file = sb.dir.path().join("captured.txt");
-        let _ = std::fs::remove_file(&file);
-        let status = std::process::Command::new("node")
-            .arg(root().join("tests/browser/driver.mjs"))
-            .arg(url.as_str())
-            .env("DRIVER_CAPTURE", &file)
-            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::read_to_string(&file).unwrap().trim().to_owned()
-    };
-
-    // A c_hash for another code, in the fragment: refused, and the code is not redeemed.
-    tamper(
-        &provider,
-        serde_json::json!({ "at": "authorization", "id_token": { "set": { "c_hash": "AAAAAAAAAAAAAAAAAAAAAA" } } }),
-    );
-    let sign_in = latchkey.begin(&redirect).await.unwrap();
-    let url = capture(&sign_in.url);
-    assert!(url.starts_with(&format!("{APP_REDIRECT}#")), "{url}");
-    let e = latchkey.resume(&url).await.unwrap_err();
-    assert!(e.message().contains("c_hash"), "{e}");
-    assert_eq!(provider.code_redemptions(), 0);
-
-    // The genuine response: `<scheme>:/callback#code=..&id_token=..&state=..`.
-    let sign_in = latchkey.begin(&redirect).await.unwrap();
-    let asked: std::collections::HashMap<_, _> = sign_in.url.query_pairs().collect();
-    assert_eq!(asked["response_type"], "code id_token");
-    assert_eq!(asked["response_mode"], "fragment");
-    let url = capture(&sign_in.url);
-    let fragment = url.split_once('#').unwrap().1;
-    let keys: Vec<&str> = fragment
-        .split('&')
-        .map(|kv| kv.split('=').next().unwrap())
-        .collect();
-    for k in ["code", "id_token", "state"] {
-        assert!(keys.contains(&k), "{k} in {keys:?}");
+    for flow in ["hybrid", "implicit"] {
+        let latchkey = core_with_flow(&sb, flow);
+        let e = latchkey.begin(&redirect).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{flow}");
+        assert!(
+            e.message().contains(&format!(
+                "`flow = {flow}` works only with the loopback redirect"
+            )),
+            "{e}"
+        );
+        assert_eq!(
+            latchkey.sign_in_route(FrontEnd::App).unwrap(),
+            SignInRoute::Loopback,
+            "{flow}"
+        );
     }
-    // The same response moved into the query is not what was asked for: refused, not consumed.
-    let as_query = format!("{APP_REDIRECT}?{fragment}");
-    let e = latchkey.resume(&as_query).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ForeignCallback);
-    assert!(e.message().contains("response_mode=fragment"), "{e}");
-    assert_eq!(provider.code_redemptions(), 0);
-
-    let identity = latchkey.resume(&url).await.unwrap();
-    assert_eq!(identity.subject, "alice");
-    assert_eq!(identity.flow, "hybrid");
-    assert!(identity.refreshable);
-    assert_eq!(provider.code_redemptions(), 1);
-    // Single use.
-    let e = latchkey.resume(&url).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ForeignCallback);
-    assert_eq!(provider.code_redemptions(), 1);
+    assert_eq!(provider.stats()["authorization_requests"], 0);
+    // The code flow keeps the app's link: its response carries no token.
+    let code = core_with_flow(&sb, "code");
+    assert_eq!(
+        code.sign_in_route(FrontEnd::App).unwrap(),
+        SignInRoute::AppLink
+    );
+    let sign_in = code.begin(&redirect).await.unwrap();
+    let asked: std::collections::HashMap<_, _> = sign_in.url.query_pairs().collect();
+    assert_eq!(asked["response_type"], "code");
+    assert!(!asked.contains_key("response_mode"), "{asked:?}");
 }

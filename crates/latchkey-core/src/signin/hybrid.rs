@@ -4,10 +4,10 @@
 //! into the response (another sign-in's, an attacker's) or a response replayed into another
 //! sign-in fails here and is never sent to the token endpoint.
 //!
-//! Same shape as the code flow: [`begin`](super::authorize::begin) asks for `code id_token` with PKCE S256,
-//! `state` and `nonce`, and a response mode that suits the redirect: `form_post` on the CLI's
-//! loopback listener, `fragment` on the app's custom scheme. [`resume`](super::callback::resume) (a fragment
-//! link) or [`resume_form_post`](super::callback::resume_form_post) (the listener's POST body) hand the response here.
+//! Same shape as the code flow: [`begin`](super::authorize::begin) asks for `code id_token` with
+//! PKCE S256, `state` and `nonce`, and `response_mode=form_post` to a loopback listener, in the
+//! CLI and the app alike: a custom-scheme link would put the ID token in a new process's argv.
+//! [`resume_form_post`](super::callback::resume_form_post) hands the listener's POST body here.
 
 use std::sync::Arc;
 

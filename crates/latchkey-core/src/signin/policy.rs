@@ -37,16 +37,18 @@ pub enum SignInRoute {
     Device,
 }
 
-/// The route `config` takes on `front`. An app has no device sign-in; the implicit flow's form
-/// POST cannot reach an app's link, only a loopback listener.
+/// The route `config` takes on `front`. An app has no device sign-in. The flows whose response
+/// carries an ID token (hybrid, implicit) take the loopback listener in an app too: a link of
+/// the app's scheme reaches it as a new process's argv on Linux and Windows, which every local
+/// user can read (`/proc/<pid>/cmdline`), and an implicit form POST cannot reach a link at all.
 pub(crate) fn route(config: &Config, front: FrontEnd) -> Result<SignInRoute> {
     let loopback_app = config.app_redirect == AppRedirect::Loopback;
     match (config.flow, front) {
         (FlowChoice::Device, FrontEnd::Terminal) => Ok(SignInRoute::Device),
         (FlowChoice::Device, _) => Err(device_not_offered()),
         (_, FrontEnd::Terminal) => Ok(SignInRoute::Loopback),
-        (_, _) if loopback_app => Ok(SignInRoute::Loopback),
-        (FlowChoice::Implicit, _) => Err(implicit_needs_loopback()),
+        (FlowChoice::Hybrid | FlowChoice::Implicit, _) => Ok(SignInRoute::Loopback),
+        _ if loopback_app => Ok(SignInRoute::Loopback),
         _ => Ok(SignInRoute::AppLink),
     }
 }
@@ -57,10 +59,11 @@ fn device_not_offered() -> Error {
     )
 }
 
-fn implicit_needs_loopback() -> Error {
-    Error::config(
-        "`flow = implicit` works only with the loopback redirect (the CLI), as its response is a form POST that an app's custom scheme cannot receive; set flow to code or hybrid",
-    )
+fn needs_loopback(flow: FlowChoice) -> Error {
+    Error::config(format!(
+        "`flow = {}` works only with the loopback redirect, as its response carries an ID token that an app's link would expose to every local user (or, for implicit, a form POST a link cannot receive); sign in through the loopback listener or set flow to code",
+        flow.as_str()
+    ))
 }
 
 /// A fresh DPoP key for a sign-in when `dpop` and the provider say so, decided before any
@@ -91,18 +94,18 @@ pub(crate) fn flow_is(ctx: &Context, flow: FlowChoice) -> Result<()> {
 }
 
 /// The browser flow `begin` runs for `redirect_uri`, and how its response comes back: the
-/// query for `code`; a form POST to a loopback listener, or the fragment of a custom-scheme
-/// link (which cannot take a POST), for `hybrid`; a form POST only, for `implicit`.
+/// query for `code`; a form POST to a loopback listener for `hybrid` and `implicit`, whose ID
+/// token a custom-scheme link would put in a process's argv.
 pub(crate) fn browser_flow(
     ctx: &Context,
     redirect_uri: &Url,
 ) -> Result<(FlowChoice, ResponseMode)> {
     let web = matches!(redirect_uri.scheme(), "http" | "https");
     match ctx.config.flow {
-        FlowChoice::Hybrid if web => Ok((FlowChoice::Hybrid, ResponseMode::FormPost)),
-        FlowChoice::Hybrid => Ok((FlowChoice::Hybrid, ResponseMode::Fragment)),
-        FlowChoice::Implicit if web => Ok((FlowChoice::Implicit, ResponseMode::FormPost)),
-        FlowChoice::Implicit => Err(implicit_needs_loopback()),
+        FlowChoice::Hybrid | FlowChoice::Implicit if web => {
+            Ok((ctx.config.flow, ResponseMode::FormPost))
+        }
+        flow @ (FlowChoice::Hybrid | FlowChoice::Implicit) => Err(needs_loopback(flow)),
         FlowChoice::Code => Ok((FlowChoice::Code, ResponseMode::Query)),
         _ => flow_is(ctx, FlowChoice::Code).map(|()| (FlowChoice::Code, ResponseMode::Query)),
     }
@@ -237,16 +240,18 @@ mod tests {
             let c = config(flow, Loopback);
             assert_eq!(route(&c, FrontEnd::App).ok(), Some(SignInRoute::Loopback));
         }
-        for flow in [Code, Hybrid] {
+        // Only the code flow uses the app's link: an ID token in the response would sit in a
+        // new process's argv (issue 18, M4).
+        let c = config(Code, Scheme);
+        assert_eq!(route(&c, FrontEnd::App).ok(), Some(SignInRoute::AppLink));
+        for flow in [Hybrid, Implicit] {
             let c = config(flow, Scheme);
-            assert_eq!(route(&c, FrontEnd::App).ok(), Some(SignInRoute::AppLink));
+            assert_eq!(
+                route(&c, FrontEnd::App).ok(),
+                Some(SignInRoute::Loopback),
+                "{flow:?}"
+            );
         }
-        let e = route(&config(Implicit, Scheme), FrontEnd::App).expect_err("implicit on a link");
-        assert!(
-            e.message()
-                .contains("works only with the loopback redirect"),
-            "{e}"
-        );
         let device = config(Device, Scheme);
         assert_eq!(
             route(&device, FrontEnd::Terminal).ok(),
