@@ -29,7 +29,8 @@ pub struct Ports {
 impl Ports {
     /// The real OS keychain (under `identity`'s service), system browser and clock. The keychain
     /// follows each configuration's `store` key; `<PREFIX>_TOKEN_CACHE=off` turns the
-    /// access-token cache off.
+    /// access-token cache's reads and writes off, never its clearing: a token another process
+    /// cached must not outlive a logout, `invalid_grant` or a refused token in this one.
     pub fn system(identity: &AppIdentity) -> Self {
         let env = |name: &str| std::env::var(identity.var(name));
         let service = identity.keychain_service;
@@ -52,7 +53,9 @@ impl Ports {
             cache_dir: identity.cache_dir(),
             keychain_timeout,
             token_cache: match env("TOKEN_CACHE").as_deref() {
-                Ok("off" | "0" | "false" | "no") => None,
+                Ok("off" | "0" | "false" | "no") => {
+                    crate::token_cache::system(service).map(crate::token_cache::clear_only)
+                }
                 _ => crate::token_cache::system(service),
             },
             identity: *identity,

@@ -189,6 +189,26 @@ pub fn system(service: &str) -> Option<std::sync::Arc<dyn TokenCache>> {
     }
 }
 
+/// `cache` with its reads and writes turned off but its clearing kept (`TOKEN_CACHE=off`).
+pub(crate) fn clear_only(cache: std::sync::Arc<dyn TokenCache>) -> std::sync::Arc<dyn TokenCache> {
+    std::sync::Arc::new(ClearOnly(cache))
+}
+
+#[derive(Debug)]
+struct ClearOnly(std::sync::Arc<dyn TokenCache>);
+
+impl TokenCache for ClearOnly {
+    fn get(&self, _: &str) -> Option<Vec<u8>> {
+        None
+    }
+    fn put(&self, _: &str, _: &[u8], _: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn remove(&self, key: &str) -> Result<(), String> {
+        self.0.remove(key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +265,35 @@ mod tests {
         for secret in ["at-secret", "id-secret", "key-secret"] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[test]
+    fn a_cache_turned_off_still_clears_what_another_process_cached() {
+        #[derive(Debug, Default)]
+        struct Memory(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+        impl TokenCache for Memory {
+            fn get(&self, key: &str) -> Option<Vec<u8>> {
+                self.0.lock().expect("lock").get(key).cloned()
+            }
+            fn put(&self, key: &str, value: &[u8], _: u64) -> Result<(), String> {
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .insert(key.into(), value.into());
+                Ok(())
+            }
+            fn remove(&self, key: &str) -> Result<(), String> {
+                self.0.lock().expect("lock").remove(key);
+                Ok(())
+            }
+        }
+        let shared = std::sync::Arc::new(Memory::default());
+        shared.put("k", b"cached elsewhere", 60).expect("put");
+        let off = clear_only(shared.clone());
+        assert_eq!(off.get("k"), None, "no reads");
+        off.put("j", b"x", 60).expect("put");
+        assert_eq!(shared.get("j"), None, "no writes");
+        off.remove("k").expect("remove");
+        assert_eq!(shared.get("k"), None, "the clearing still happens");
     }
 }

@@ -254,4 +254,19 @@ fn the_cache_follows_refreshes_by_other_processes_and_logout() {
     assert!(sb.run(&["token"]).code == 0 && sb.token_cache_entry("default").is_some());
     runtime.block_on(latchkey.logout()).expect("logout");
     assert_eq!(sb.run(&["token"]).code, 1);
+
+    // And when the process that signs out has the cache turned off: `off` stops its reads and
+    // writes, never its clearing (issue 18, L1).
+    sb.login();
+    assert!(sb.run(&["token"]).code == 0 && sb.token_cache_entry("default").is_some());
+    let out = sb
+        .command(&["logout"])
+        .env("LATCHKEY_TOKEN_CACHE", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        sb.token_cache_entry("default").is_none(),
+        "a cached token outlived the logout"
+    );
 }
