@@ -91,7 +91,7 @@ impl Latchkey {
 
     /// The single entry point for redirects: accepts only a response to a sign-in this process
     /// started, once, in time; then redeems the code and stores the session. The response is
-    /// read from the link's query, or from its fragment (the hybrid flow on a custom scheme).
+    /// read from the link's query; a fragment is refused, as no sign-in asks for one.
     pub async fn resume(&self, callback_url: &str) -> Result<Identity> {
         callback::resume(&self.ctx, callback_url).await
     }

@@ -5,23 +5,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use openidconnect::AuthorizationCode;
 use url::Url;
 
-use super::{hybrid, implicit, signed_in};
+use super::{code, hybrid, implicit, signed_in};
 use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{self, CallbackParams, Pending, ResponseMode};
-use crate::oauth::{token, userinfo};
-use crate::session::build::{self, Origin};
-use crate::session::{Identity, Session};
-use crate::verify::NonceCheck;
+use crate::flow::{self, CallbackParams, ResponseMode};
+use crate::session::Identity;
 
 /// The single entry point for redirects: accepts only a response to a sign-in this process
 /// started, once, in time; then redeems the code and stores the session. The response is
-/// read from the link's query, or from its fragment (the hybrid flow on a custom scheme).
+/// read from the link's query (a fragment is refused: no sign-in asks for one).
 pub(crate) async fn resume(ctx: &Context, callback_url: &str) -> Result<Identity> {
     let (url, params, mode) = flow::parse_callback(callback_url)?;
     resume_params(ctx, url, params, mode).await
@@ -62,7 +58,7 @@ pub(crate) async fn resume_params(
     let session = match pending.flow {
         FlowChoice::Hybrid => hybrid::hybrid_session(ctx, &provider, pending, params).await?,
         FlowChoice::Implicit => implicit::implicit_session(ctx, &provider, pending, params).await?,
-        _ => code_session(ctx, &provider, pending, params).await?,
+        _ => code::code_session(ctx, &provider, pending, params).await?,
     };
     signed_in(ctx, &session, started, waited_before).await
 }
@@ -110,43 +106,4 @@ fn check_response(provider: &Provider, params: &CallbackParams) -> Result<()> {
         error,
         params.error_description.as_deref(),
     ))
-}
-
-/// The code flow (RFC 6749 §4.1, OIDC Core §3.1): the code redeemed with the PKCE verifier
-/// (RFC 7636 §4.5), the session built from the answer, then userinfo.
-async fn code_session(
-    ctx: &Context,
-    provider: &Arc<Provider>,
-    pending: Pending,
-    params: CallbackParams,
-) -> Result<Session> {
-    let Some(code) = params.code else {
-        return Err(Error::new(
-            ErrorKind::ForeignCallback,
-            "the sign-in response has no code; please sign in again",
-        ));
-    };
-    let client = ctx.client(provider)?;
-    let response = token::redeem(
-        ctx,
-        &client,
-        AuthorizationCode::new(code),
-        pending.verifier,
-        &pending.redirect_uri,
-        pending.dpop.as_ref(),
-    )
-    .await?;
-    let session = build::session_from_response(
-        ctx,
-        provider,
-        &response,
-        NonceCheck::Equals(&pending.nonce),
-        Origin::SignIn {
-            flow: FlowChoice::Code,
-            par: pending.par,
-        },
-        pending.dpop.as_ref(),
-    )
-    .await?;
-    userinfo::with_userinfo(ctx, &client, session).await
 }

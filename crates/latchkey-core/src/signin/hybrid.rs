@@ -14,15 +14,12 @@ use std::sync::Arc;
 use openidconnect::AuthorizationCode;
 use openidconnect::core::CoreIdToken;
 
-use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{CallbackParams, Pending};
-use crate::oauth::{id_token, token, userinfo};
+use crate::oauth::{id_token, userinfo};
 use crate::session::Session;
-use crate::session::build::{self, Origin};
-use crate::verify::NonceCheck;
 
 /// §3.3.2.5-§3.3.3: checks the response's ID token, then redeems the code and checks that
 /// the token endpoint's ID token names the same user.
@@ -46,27 +43,7 @@ pub(crate) async fn hybrid_session(
         .map_err(|e| e.context("the sign-in response was refused, and its code not redeemed"))?;
 
     let client = ctx.client(provider)?;
-    let response = token::redeem(
-        ctx,
-        &client,
-        code,
-        pending.verifier,
-        &pending.redirect_uri,
-        pending.dpop.as_ref(),
-    )
-    .await?;
-    let session = build::session_from_response(
-        ctx,
-        provider,
-        &response,
-        NonceCheck::Equals(&pending.nonce),
-        Origin::SignIn {
-            flow: FlowChoice::Hybrid,
-            par: pending.par,
-        },
-        pending.dpop.as_ref(),
-    )
-    .await?;
+    let session = super::code::redeem(ctx, provider, &client, code, pending).await?;
     // §3.3.3.6: the token endpoint's ID token must have the front channel's iss and sub.
     // Both were verified against this provider's one issuer, so iss agrees; sub is compared.
     if session.claims.sub != front.sub {

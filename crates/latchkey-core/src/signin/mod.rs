@@ -11,6 +11,7 @@ use crate::session::{Identity, Session, cache, repo};
 
 pub(crate) mod authorize;
 pub(crate) mod callback;
+pub(crate) mod code;
 pub(crate) mod device;
 pub(crate) mod hybrid;
 pub(crate) mod implicit;
