@@ -144,12 +144,7 @@ mod tests {
             offline_with_cache(dir.path(), &stub.base, store.clone(), Some(signal.clone()));
         rt.block_on(async {
             let expired = session_at(Utc::now() - chrono::Duration::hours(2), &stub.base);
-            latchkey
-                .ctx
-                .vault
-                .save(&latchkey.ctx.session_name, expired.to_bytes())
-                .await
-                .expect("save");
+            put(&latchkey, &expired).await;
             let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
             let (release_tx, release_rx) = std::sync::mpsc::channel();
             *store.pause.lock().expect("pause") = Some((reached_tx, release_rx));

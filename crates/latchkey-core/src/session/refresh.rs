@@ -265,12 +265,7 @@ mod tests {
         let (_store, latchkey) = offline_at(dir.path(), &issuer);
         rt.block_on(async {
             let expired = session_at(Utc::now() - chrono::Duration::hours(2), &issuer);
-            latchkey
-                .ctx
-                .vault
-                .save(&latchkey.ctx.session_name, expired.to_bytes())
-                .await
-                .expect("save");
+            put(&latchkey, &expired).await;
             for _ in 0..5 {
                 let token = latchkey.access_token().await.expect("token");
                 assert_eq!(token.secret(), "AT-1");
@@ -306,15 +301,21 @@ mod tests {
         });
     }
 
-    #[test]
-    fn a_rewritten_cached_token_endpoint_gets_no_refresh_token() {
-        let rt = runtime();
-        let stub = rt.block_on(Stub::start());
-        let base = stub.base.clone();
+    /// A provider with two token endpoints, A and B, that both rotate the tokens, and keys.
+    async fn token_endpoints_a_and_b() -> (Stub, String) {
+        let stub = Stub::start().await;
         for path in ["/token-a", "/token-b"] {
             stub.route(path, ROTATED);
         }
         stub.route("/jwks", r#"{"keys":[]}"#);
+        let base = stub.base.clone();
+        (stub, base)
+    }
+
+    #[test]
+    fn a_rewritten_cached_token_endpoint_gets_no_refresh_token() {
+        let rt = runtime();
+        let (stub, base) = rt.block_on(token_endpoints_a_and_b());
         let dir = tempfile::tempdir().expect("tmp");
         let (_store, latchkey) = offline_at(dir.path(), &base);
 
@@ -359,12 +360,7 @@ mod tests {
     #[test]
     fn a_session_without_recorded_endpoints_refreshes_with_fresh_metadata() {
         let rt = runtime();
-        let stub = rt.block_on(Stub::start());
-        let base = stub.base.clone();
-        for path in ["/token-a", "/token-b"] {
-            stub.route(path, ROTATED);
-        }
-        stub.route("/jwks", r#"{"keys":[]}"#);
+        let (stub, base) = rt.block_on(token_endpoints_a_and_b());
         stub.route(DISCOVERY, metadata(&base, "token-a", None).to_string());
         let dir = tempfile::tempdir().expect("tmp");
         let (_store, latchkey) = offline_at(dir.path(), &base);
@@ -372,12 +368,7 @@ mod tests {
         rt.block_on(async {
             let mut old = bound_to_a(&base);
             old.endpoints = None; // stored by an earlier version
-            latchkey
-                .ctx
-                .vault
-                .save(&latchkey.ctx.session_name, old.to_bytes())
-                .await
-                .expect("save");
+            put(&latchkey, &old).await;
             latchkey.access_token().await.expect("refreshed");
             assert_eq!((stub.hits("/token-a"), stub.hits("/token-b")), (1, 0));
             let saved = repo::load(&latchkey.ctx)
