@@ -20,8 +20,13 @@ use std::time::Duration;
 use crate::config::StoreChoice;
 use crate::error::{Error, ErrorKind, Result};
 
-/// Default timeout of one keychain operation.
+/// Default timeout of one keychain operation (`<PREFIX>_KEYCHAIN_TIMEOUT_MS` overrides it).
+#[cfg(not(target_os = "macos"))]
 pub const KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default timeout of one keychain operation: longer on macOS, where a call can be waiting for
+/// the user to answer the Keychain's access prompt (see `keychain/macos.rs`).
+#[cfg(target_os = "macos")]
+pub const KEYCHAIN_TIMEOUT: Duration = imp::KEYCHAIN_TIMEOUT;
 
 /// Why a keychain call failed, without any secret bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
