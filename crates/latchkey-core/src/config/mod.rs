@@ -27,7 +27,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+// Windows security descriptors: the pure decision, tested on every OS.
+#[cfg(any(windows, test))]
+mod acl;
 mod file;
+// Who may change the managed file: one whole file per OS family.
+#[cfg_attr(unix, path = "managed_unix.rs")]
+#[cfg_attr(windows, path = "managed_windows.rs")]
+mod managed;
 mod resolve;
 mod sources;
 mod write;
