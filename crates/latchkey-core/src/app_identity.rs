@@ -184,6 +184,36 @@ mod tests {
         }
     }
 
+    /// Windows: the user file roams (`%APPDATA%`), caches and locks stay on this machine
+    /// (`%LOCALAPPDATA%`), both read from the known-folder API that sets those variables, and
+    /// the managed file lives under the ProgramData known folder.
+    #[cfg(windows)]
+    #[test]
+    fn windows_locations_follow_the_known_folders() {
+        let var = |name: &str| PathBuf::from(std::env::var(name).expect(name));
+        let id = AppIdentity::TEST;
+        assert_eq!(
+            id.user_config_file().expect("user file"),
+            var("APPDATA").join("core-test").join("config.toml")
+        );
+        let cache = id.cache_dir().expect("cache dir");
+        assert_eq!(cache, var("LOCALAPPDATA").join("core-test"));
+        assert_eq!(
+            id.runtime_dir(),
+            None,
+            "locks fall back to nothing but the cache dir"
+        );
+        assert_eq!(
+            id.managed_file().expect("managed file"),
+            program_data().join("Core Test").join("config.toml")
+        );
+        assert_eq!(
+            program_data(),
+            var("ProgramData"),
+            "the variable and the known folder agree here"
+        );
+    }
+
     /// Finding 1 of issue 8: `%ProgramData%` is the user's to set, so it must not move the
     /// managed file. The variable is set for a child run of this test binary (the edition-2024
     /// `set_var` is unsafe, and this workspace forbids unsafe code), which prints its answer.
@@ -199,8 +229,18 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text
             .lines()
-            .find_map(|l| l.strip_prefix("managed file: "))
-            .expect("the child printed its managed file");
+            // libtest prints the test's name on the same line first.
+            .find_map(|l| {
+                l.split_once("managed file: ")
+                    .map(|(_, path)| path.trim_end())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the child printed no managed file ({}): {text}{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
         let here = AppIdentity::TEST.managed_file().expect("managed file");
         assert_eq!(PathBuf::from(line), here);
         assert!(!line.starts_with("C:\\Users"), "{line}");

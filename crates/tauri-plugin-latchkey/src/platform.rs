@@ -27,6 +27,13 @@ mod imp;
 
 /// Who opens `<scheme>:` URLs today.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    target_os = "macos",
+    allow(
+        dead_code,
+        reason = "macOS cannot tell: its scheme_handler always explains why"
+    )
+)]
 pub enum Handler {
     None,
     ThisApp,

@@ -551,6 +551,8 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub issuer: String,
     env: Vec<(String, String)>,
+    /// What runs the CLI: empty for the Linux build, or Wine and the Windows build.
+    runner: Vec<PathBuf>,
 }
 
 impl Sandbox {
@@ -591,7 +593,83 @@ impl Sandbox {
             dir,
             issuer: issuer.to_owned(),
             env,
+            runner: Vec::new(),
         }
+    }
+
+    /// A sandbox whose CLI is the Windows build under Wine (`tests/cross/run e2e` sets
+    /// `LATCHKEY_WINDOWS_EXE` and `LATCHKEY_WINE`), in a Wine prefix of its own: its Credential
+    /// Manager, `%APPDATA%` and `%LOCALAPPDATA%`. `$BROWSER` is the same Linux driver, which Wine
+    /// starts as a Unix program (a `Z:` path).
+    pub fn windows(issuer: &str) -> Self {
+        let var = |name: &str| {
+            PathBuf::from(std::env::var_os(name).unwrap_or_else(|| {
+                panic!("{name} is not set: run the Windows tests through tests/cross/run e2e")
+            }))
+        };
+        let (exe, wine) = (var("LATCHKEY_WINDOWS_EXE"), var("LATCHKEY_WINE"));
+        let mut sb = Self::new(issuer);
+        let prefix = sb.dir.path().join("wine");
+        sb.set("WINEPREFIX", &prefix.display().to_string())
+            .set("WINEDEBUG", "-all");
+        let boot = Command::new(&wine)
+            .args(["wineboot", "--init"])
+            .env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("wineboot");
+        sb.wine_settle();
+        assert!(prefix.join("system.reg").exists(), "wineboot: {boot}");
+        let node = String::from_utf8(
+            Command::new("sh")
+                .args(["-c", "command -v node"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let driver = root().join("tests/browser/driver.mjs");
+        sb.set(
+            "BROWSER",
+            &format!("Z:{} {}", node.trim(), driver.display()),
+        );
+        sb.runner = vec![wine, exe];
+        sb
+    }
+
+    /// Waits until the Wine prefix's server has exited, which writes its registry (where the
+    /// Credential Manager lives) to disk.
+    pub fn wine_settle(&self) {
+        let server = std::env::var_os("LATCHKEY_WINESERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/wine/wineserver64"));
+        let prefix = self.wine_prefix();
+        let status = Command::new(server)
+            .arg("-w")
+            .env("WINEPREFIX", &prefix)
+            .status()
+            .expect("wineserver -w");
+        assert!(status.success(), "wineserver -w: {status}");
+    }
+
+    /// The Wine prefix of a [`windows`](Self::windows) sandbox.
+    pub fn wine_prefix(&self) -> PathBuf {
+        self.dir.path().join("wine")
+    }
+
+    /// The targets of the generic credentials in the prefix's Credential Manager, read from the
+    /// registry file Wine keeps them in (`HKCU\Software\Wine\Credential Manager`; the secrets
+    /// themselves are encrypted there). Call [`wine_settle`](Self::wine_settle) first.
+    pub fn wine_credentials(&self) -> Vec<String> {
+        let reg = std::fs::read_to_string(self.wine_prefix().join("user.reg")).unwrap_or_default();
+        let key = "[Software\\\\Wine\\\\Credential Manager\\\\";
+        reg.lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .filter_map(|l| l.split_once(']'))
+            .map(|(name, _)| name.replace("\\\\", "\\"))
+            .collect()
     }
 
     pub fn home(&self) -> PathBuf {
@@ -635,7 +713,14 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(latchkey_bin());
+        let mut cmd = match self.runner.split_first() {
+            Some((program, first_args)) => {
+                let mut c = Command::new(program);
+                c.args(first_args);
+                c
+            }
+            None => Command::new(latchkey_bin()),
+        };
         cmd.args(args).env_clear().stdin(Stdio::null());
         for (k, v) in &self.env {
             cmd.env(k, v);
