@@ -2,7 +2,7 @@
 # The Windows app and its installer (tests/cross/run installer):
 #  1. builds and links latchkey-app.exe for x86_64-pc-windows-gnu with the UI embedded (the same
 #     debug profile and standard library as the Windows unit tests), and checks the executable:
-#     a GUI-subsystem PE with its icon and version resources;
+#     an x86-64 PE with its icon and version resources;
 #  2. bundles the NSIS installer with Tauri's bundler (makensis from Debian's nsis) and, under
 #     Wine, installs it silently and checks that it registered the app's scheme under
 #     HKCU\Software\Classes\<scheme> with the installed executable as shell\open\command.
@@ -29,13 +29,19 @@ cargo build -Zbuild-std=std,panic_abort,test --target "$WIN" -p latchkey-app --f
 exe=$CARGO_TARGET_DIR/$WIN/debug/latchkey-app.exe
 [[ -f $exe ]] || fail "no $exe"
 headers=$(x86_64-w64-mingw32-objdump -p "$exe")
-grep -q 'Subsystem.*(Windows GUI)' <<<"$headers" || fail "latchkey-app.exe is not a GUI-subsystem program (a console would open with it)"
+grep -q 'file format pei-x86-64' <<<"$headers" || fail "latchkey-app.exe is not an x86-64 PE executable"
+# Debug builds keep their console (src-tauri/src/main.rs: windows_subsystem only in release).
+grep -q 'Subsystem.*(Windows CUI)' <<<"$headers" || fail "the debug latchkey-app.exe lost its console subsystem"
+grep -q 'DLL Name: WebView2Loader.dll' <<<"$headers" || fail "latchkey-app.exe does not load WebView2Loader.dll"
+# The GNU target loads WebView2's loader as a DLL (MSVC links it statically): it must be there to
+# ship beside the executable.
+[[ -f $(dirname "$exe")/WebView2Loader.dll ]] || fail "no WebView2Loader.dll beside latchkey-app.exe to ship with it"
 resources=$(x86_64-w64-mingw32-objdump -h "$exe")
 grep -q '\.rsrc' <<<"$resources" || fail "latchkey-app.exe has no resource section (icon, version)"
 # The version resource carries the product name from tauri.conf.json (UTF-16 in the file).
 iconv -f UTF-16LE -t UTF-8 <"$exe" 2>/dev/null | grep -q 'Latchkey' ||
   LC_ALL=C grep -qa 'L.a.t.c.h.k.e.y' "$exe" || fail "latchkey-app.exe carries no version resource naming Latchkey"
-say "latchkey-app.exe: a GUI program with its icon and version resources ($(du -h "$exe" | cut -f1))"
+say "latchkey-app.exe: an x86-64 PE with its icon and version resources ($(du -h "$exe" | cut -f1))"
 
 say "the NSIS installer (Tauri's bundler, makensis)"
 log=$(mktemp)
@@ -44,7 +50,7 @@ if ! (cd "$ROOT/src-tauri" && "$ROOT/tests/scripts/tauri-cli" bundle --debug --t
   --bundles nsis --config '{"bundle":{"targets":["nsis"]}}' >"$log" 2>&1); then
   if grep -q 'nsis_tauri_utils\|github.com\|download' "$log" && [[ ${LATCHKEY_REQUIRE_NSIS:-} != 1 ]]; then
     printf '\033[1;33minstaller: NOT BUILT here: Tauri'"'"'s bundler downloads its NSIS plugin nsis_tauri_utils.dll from GitHub, which this machine cannot reach:\033[0m\n' >&2
-    grep -i 'error\|failed' "$log" | head -n 3 >&2
+    grep -i 'downloading\|error' "$log" | head -n 3 >&2
     exit 0
   fi
   cat "$log" >&2

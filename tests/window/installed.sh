@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The app as users install it. Builds the release bundles (.deb and .rpm), installs the .deb with
+# The app as users install it. Builds the bundles (.deb and .rpm; release, or with --debug the
+# window suite's debug app), installs the .deb with
 # dpkg, and runs installed.test.mjs against /usr/bin/latchkey-app in a private session (Xvfb,
 # D-Bus, keyring), with redirects delivered by xdg-open. Removes the package again at exit.
 #
@@ -24,13 +25,28 @@ if installed; then
   exit 2
 fi
 
+# --debug (what `make test` runs): bundle the debug app the window suite built, with the UI
+# embedded, and the debug CLI, so nothing is compiled twice. Without it: the release bundles as
+# shipped (`tauri build`: opt-level s, LTO, one codegen unit; about ten minutes on 2 cores).
+profile=release
+if [[ ${1:-} == --debug ]]; then
+  profile=debug
+  shift
+fi
 if [[ ${SKIP_BUILD:-} != 1 ]]; then
-  say "tauri build --bundles deb,rpm (release, target dir $CARGO_TARGET_DIR)"
-  (cd "$ROOT/src-tauri" && "$ROOT/tests/scripts/tauri-cli" build --bundles deb,rpm >&2)
+  if [[ $profile == debug ]]; then
+    # The window suite's own build command: nothing to do after it ran.
+    (cd "$ROOT" && cargo build -p latchkey-app -p acme-signin -p latchkey-cli --features latchkey-app/custom-protocol >&2)
+    say "tauri bundle --debug --bundles deb,rpm (the debug app, target dir $CARGO_TARGET_DIR)"
+    (cd "$ROOT/src-tauri" && "$ROOT/tests/scripts/tauri-cli" bundle --debug --bundles deb,rpm >&2)
+  else
+    say "tauri build --bundles deb,rpm (release, target dir $CARGO_TARGET_DIR)"
+    (cd "$ROOT/src-tauri" && "$ROOT/tests/scripts/tauri-cli" build --bundles deb,rpm >&2)
+  fi
 fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)
-export LATCHKEY_DEB=$CARGO_TARGET_DIR/release/bundle/deb/Latchkey_${version}_$(dpkg --print-architecture).deb
-export LATCHKEY_RPM=$CARGO_TARGET_DIR/release/bundle/rpm/Latchkey-${version}-1.$(uname -m).rpm
+export LATCHKEY_DEB=$CARGO_TARGET_DIR/$profile/bundle/deb/Latchkey_${version}_$(dpkg --print-architecture).deb
+export LATCHKEY_RPM=$CARGO_TARGET_DIR/$profile/bundle/rpm/Latchkey-${version}-1.$(uname -m).rpm
 for f in "$LATCHKEY_DEB" "$LATCHKEY_RPM"; do
   [[ -f $f ]] || { echo "installed.sh: no bundle at $f (did tauri build fail?)" >&2; exit 1; }
 done

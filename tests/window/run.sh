@@ -22,11 +22,13 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 "$ROOT/tests/scripts/install-deps" --window >&2
 
 # 2. The debug app, the template app (tests/template) and the CLI (one case checks that it shares
-#    the window's session), in one cargo call so they share every dependency.
+#    the window's session), in one cargo call so they share every dependency. The UI is embedded
+#    (`custom-protocol`, as `tauri build` does), so tests/window/installed.sh bundles this very
+#    binary into the .deb instead of building the app again.
 export ACME_APP=$CARGO_TARGET_DIR/debug/acme-signin
 if [[ ${SKIP_BUILD:-} != 1 ]]; then
-  say "cargo build -p latchkey-app -p acme-signin -p latchkey-cli (target dir $CARGO_TARGET_DIR)"
-  (cd "$ROOT" && cargo build -p latchkey-app -p acme-signin -p latchkey-cli >&2)
+  say "cargo build -p latchkey-app -p acme-signin -p latchkey-cli --features latchkey-app/custom-protocol (target dir $CARGO_TARGET_DIR)"
+  (cd "$ROOT" && cargo build -p latchkey-app -p acme-signin -p latchkey-cli --features latchkey-app/custom-protocol >&2)
 fi
 [[ -x $ACME_APP ]] || { echo "no template app binary at $ACME_APP" >&2; exit 2; }
 [[ -x $LATCHKEY_APP ]] || { echo "no app binary at $LATCHKEY_APP" >&2; exit 2; }
