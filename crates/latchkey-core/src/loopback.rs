@@ -5,15 +5,25 @@
 //! implicit flows' `response_mode=form_post`), answers with a small page and closes each
 //! connection. Anything other than a GET or POST of the redirect path gets a 404 and is otherwise
 //! ignored; a POST that is not a bounded `application/x-www-form-urlencoded` body gets a one-line
-//! error page and never reaches the sign-in. Connections are served concurrently (at most [`MAX_CONNECTIONS`] at once), so an idle
-//! one, such as a browser's speculative preconnect, cannot hold up the real redirect.
+//! error page and never reaches the sign-in. Connections are served concurrently (at most
+//! [`MAX_CONNECTIONS`] at once), so an idle one, such as a browser's speculative preconnect,
+//! cannot hold up the real redirect. Against a local flood: the request line must arrive within
+//! [`REQUEST_LINE_DEADLINE`], idle connections are dropped first when every slot is taken, and a
+//! request whose `Host` is not a loopback name is refused (a DNS-rebinding page cannot post to it).
+//!
+//! `localhost` in the configured redirect binds **both** 127.0.0.1 and ::1 on the same port, or
+//! fails: the browser may resolve `localhost` to either, and a port left free on one of them could
+//! be taken by another local user to receive the redirect (§8.3).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -22,16 +32,59 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// The largest form body read: the form-post response's code, ID token and state fit many times.
 pub const MAX_FORM_BODY: usize = crate::flow::MAX_RESPONSE;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections read at once; more wait in the listen backlog until one is done.
+/// How long a new connection may take to send its request line. A browser sends it at once; a
+/// preconnect that stays idle longer is closed, and the browser opens a new one when it needs it.
+pub const REQUEST_LINE_DEADLINE: Duration = Duration::from_secs(2);
+/// Connections read at once; more wait in the listen backlog until one is done or, when one of
+/// those being read has not sent its request line yet, it is dropped for the newcomer.
 pub const MAX_CONNECTIONS: usize = 16;
+/// Ephemeral ports tried for `localhost` until one is free on both 127.0.0.1 and ::1.
+const DUAL_BIND_TRIES: usize = 8;
 
 #[derive(Debug)]
 pub struct LoopbackServer {
-    listener: TcpListener,
+    /// 127.0.0.1 or ::1, or both for `localhost`.
+    listeners: Vec<TcpListener>,
     redirect_uri: Url,
     /// Connections being read. Kept across [`next`](Self::next) calls, so a redirect that
     /// arrives while nobody waits is not lost; dropping the server aborts them.
-    connections: tokio::sync::Mutex<JoinSet<Option<CallbackRequest>>>,
+    connections: tokio::sync::Mutex<Connections>,
+}
+
+/// The connections being read, oldest first, each with whether its request line has arrived.
+#[derive(Debug, Default)]
+struct Connections {
+    tasks: JoinSet<Option<CallbackRequest>>,
+    order: VecDeque<(AbortHandle, Arc<AtomicBool>)>,
+}
+
+impl Connections {
+    /// Whether a new connection can be read now: a free slot, or an idle one to give up.
+    fn room(&mut self) -> bool {
+        self.order.retain(|(task, _)| !task.is_finished());
+        self.order.len() < MAX_CONNECTIONS
+            || self
+                .order
+                .iter()
+                .any(|(_, line)| !line.load(Ordering::Acquire))
+    }
+
+    fn spawn(&mut self, stream: TcpStream, redirect_uri: Url) {
+        if self.order.len() >= MAX_CONNECTIONS
+            && let Some(i) = self
+                .order
+                .iter()
+                .position(|(_, line)| !line.load(Ordering::Acquire))
+            && let Some((idle, _)) = self.order.remove(i)
+        {
+            idle.abort();
+        }
+        let line = Arc::new(AtomicBool::new(false));
+        let task = self
+            .tasks
+            .spawn(serve(stream, redirect_uri, Arc::clone(&line)));
+        self.order.push_back((task, line));
+    }
 }
 
 /// A request to the redirect path, waiting for its answer.
@@ -46,23 +99,16 @@ pub struct CallbackRequest {
 }
 
 impl LoopbackServer {
-    /// Binds the loopback address of `configured` (`localhost` means 127.0.0.1, so the listener
-    /// never depends on name resolution). Port 0 or none means ephemeral.
+    /// Binds the loopback address of `configured`: 127.0.0.1 or ::1 as written, and both for
+    /// `localhost` (module docs). Port 0 or none means ephemeral.
     pub async fn bind(configured: &Url) -> Result<Self> {
-        let ip = match configured.host() {
-            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        };
         let port = configured.port().unwrap_or(0);
-        let listener = TcpListener::bind(SocketAddr::new(ip, port))
-            .await
-            .map_err(|e| {
-                Error::internal(format!(
-                    "cannot listen on {ip}:{port} for the sign-in redirect: {e}"
-                ))
-            })?;
-        let actual = listener
+        let listeners = match configured.host() {
+            Some(url::Host::Ipv6(ip)) => vec![listen(IpAddr::V6(ip), port).await?],
+            Some(url::Host::Ipv4(ip)) => vec![listen(IpAddr::V4(ip), port).await?],
+            _ => bind_both(port).await?,
+        };
+        let actual = listeners[0]
             .local_addr()
             .map_err(|e| Error::internal(format!("cannot read the listener address: {e}")))?;
         let mut redirect_uri = configured.clone();
@@ -70,9 +116,9 @@ impl LoopbackServer {
             .set_port(Some(actual.port()))
             .map_err(|()| Error::internal("cannot set the redirect port"))?;
         Ok(Self {
-            listener,
+            listeners,
             redirect_uri,
-            connections: tokio::sync::Mutex::new(JoinSet::new()),
+            connections: tokio::sync::Mutex::new(Connections::default()),
         })
     }
 
@@ -86,14 +132,15 @@ impl LoopbackServer {
     pub async fn next(&self) -> Result<CallbackRequest> {
         let mut live = self.connections.lock().await;
         loop {
+            let room = live.room();
             tokio::select! {
-                accepted = self.listener.accept(), if live.len() < MAX_CONNECTIONS => {
-                    let (stream, _) = accepted.map_err(|e| {
+                accepted = accept_any(&self.listeners), if room => {
+                    let stream = accepted.map_err(|e| {
                         Error::internal(format!("the redirect listener failed: {e}"))
                     })?;
-                    live.spawn(serve(stream, self.redirect_uri.clone()));
+                    live.spawn(stream, self.redirect_uri.clone());
                 }
-                Some(done) = live.join_next() => {
+                Some(done) = live.tasks.join_next() => {
                     // Err: the task panicked or was aborted; that connection is just gone.
                     if let Ok(Some(request)) = done {
                         return Ok(request);
@@ -104,10 +151,75 @@ impl LoopbackServer {
     }
 }
 
+async fn listen(ip: IpAddr, port: u16) -> Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(ip, port))
+        .await
+        .map_err(|e| bind_error(ip, port, &e))
+}
+
+fn bind_error(ip: IpAddr, port: u16, e: &std::io::Error) -> Error {
+    Error::internal(format!(
+        "cannot listen on {} for the sign-in redirect: {e}",
+        SocketAddr::new(ip, port)
+    ))
+}
+
+/// 127.0.0.1 and ::1 on one port. A host without IPv6 (`::1` cannot be assigned) gets 127.0.0.1
+/// alone: nobody can take `[::1]` there either. With an ephemeral port, a port already taken on
+/// ::1 means trying another; a configured one fails.
+async fn bind_both(port: u16) -> Result<Vec<TcpListener>> {
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    for _ in 0..DUAL_BIND_TRIES {
+        let first = listen(IpAddr::V4(Ipv4Addr::LOCALHOST), port).await?;
+        let bound = first
+            .local_addr()
+            .map_err(|e| Error::internal(format!("cannot read the listener address: {e}")))?
+            .port();
+        match TcpListener::bind(SocketAddr::new(v6, bound)).await {
+            Ok(second) => return Ok(vec![first, second]),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => return Ok(vec![first]),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port == 0 => continue,
+            Err(e) => return Err(bind_error(v6, bound, &e)),
+        }
+    }
+    Err(Error::internal(format!(
+        "cannot find a port free on both 127.0.0.1 and ::1 for the sign-in redirect after {DUAL_BIND_TRIES} tries; use http://127.0.0.1/callback as the redirect"
+    )))
+}
+
+/// The next connection on any of the listeners (`accept` is cancel-safe).
+async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<TcpStream> {
+    match listeners {
+        [one] => one.accept().await.map(|(s, _)| s),
+        [a, b, ..] => tokio::select! {
+            r = a.accept() => r.map(|(s, _)| s),
+            r = b.accept() => r.map(|(s, _)| s),
+        },
+        [] => std::future::pending().await,
+    }
+}
+
 /// Reads one connection: the redirect comes back to [`LoopbackServer::next`], anything else is
 /// answered here.
-async fn serve(mut stream: TcpStream, redirect_uri: Url) -> Option<CallbackRequest> {
-    let read = tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream, &redirect_uri)).await;
+async fn serve(
+    mut stream: TcpStream,
+    redirect_uri: Url,
+    line_arrived: Arc<AtomicBool>,
+) -> Option<CallbackRequest> {
+    let mut line = Vec::with_capacity(1024);
+    match tokio::time::timeout(REQUEST_LINE_DEADLINE, read_line(&mut stream, &mut line)).await {
+        Ok(Ok(true)) => line_arrived.store(true, Ordering::Release),
+        // Idle, too slow, or closed: dropped without an answer.
+        _ => return None,
+    }
+    let read = tokio::time::timeout(
+        READ_TIMEOUT,
+        read_request(
+            &mut AsyncReadExt::chain(&line[..], &mut stream),
+            &redirect_uri,
+        ),
+    )
+    .await;
     let request = match read {
         Ok(Ok(Read::Callback { target, form })) => {
             return Some(CallbackRequest {
@@ -132,6 +244,24 @@ async fn serve(mut stream: TcpStream, redirect_uri: Url) -> Option<CallbackReque
     )
     .await;
     None
+}
+
+/// Reads into `line` until it holds a line end; `false` if the peer closed first. Stops at
+/// [`MAX_REQUEST_HEAD`] too, for [`read_request`] to refuse.
+async fn read_line(stream: &mut TcpStream, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Only the new bytes (and the one before them) can complete "\r\n".
+        let from = line.len().saturating_sub(1);
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        line.extend_from_slice(&chunk[..n]);
+        if line[from..].windows(2).any(|w| w == b"\r\n") || line.len() > MAX_REQUEST_HEAD {
+            return Ok(true);
+        }
+    }
 }
 
 /// The redirect URL a request for `target` (the redirect path, maybe with a query) stands for.
@@ -180,6 +310,12 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
         (Some(m @ ("GET" | "POST")), Some(t)) if t.starts_with('/') => (m, t.to_owned()),
         _ => return Ok(Read::Refused(404, "")),
     };
+    if !loopback_host(&head) {
+        return Ok(Read::Refused(
+            400,
+            "the request's Host is not this computer",
+        ));
+    }
     if target.split('?').next() != Some(redirect_uri.path()) {
         return Ok(Read::Refused(404, ""));
     }
@@ -236,6 +372,25 @@ async fn read_head<S: AsyncRead + Unpin>(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Whether the head's `Host` names this computer's loopback interface (`127.0.0.1`, `[::1]` or
+/// `localhost`, any port). Anything else is a page that resolved its own name to 127.0.0.1 (DNS
+/// rebinding) or no browser at all; HTTP/1.1 requires the header (RFC 9112 §3.2).
+fn loopback_host(head: &str) -> bool {
+    let host = head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("host").then(|| v.trim())
+    });
+    let Some(host) = host else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "127.0.0.1" | "::1" | "localhost"
+    )
 }
 
 /// The length of a posted form, from a head whose headers must describe one (Form Post Response
@@ -331,7 +486,7 @@ mod tests {
         let mut s = TcpStream::connect((host, addr.port().expect("port")))
             .await
             .expect("connect");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
             .await
             .expect("write");
         let mut out = String::new();
@@ -383,7 +538,7 @@ mod tests {
 
     fn post(path: &str, content_type: &str, body: &str) -> Vec<u8> {
         format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .into_bytes()
@@ -400,8 +555,8 @@ mod tests {
             async move {
                 let refused = vec![
                     send(&uri, &post("/callback", "text/plain", "code=c&state=s")).await,
-                    send(&uri, b"POST /callback HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\ncode=c").await,
-                    send(&uri, b"POST /callback HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await,
+                    send(&uri, b"POST /callback HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\ncode=c").await,
+                    send(&uri, b"POST /callback HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await,
                     send(&uri, &post("/callback", "application/x-www-form-urlencoded", &"a".repeat(MAX_FORM_BODY + 1))).await,
                     send(&uri, &post("/other", "application/x-www-form-urlencoded", "code=c")).await,
                 ];
@@ -458,18 +613,173 @@ mod tests {
         drop(idle);
     }
 
+    fn addresses(server: &LoopbackServer) -> Vec<SocketAddr> {
+        server
+            .listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect()
+    }
+
+    /// Whether this machine has an IPv6 loopback to bind.
+    fn has_ipv6_loopback() -> bool {
+        std::net::TcpListener::bind("[::1]:0").is_ok()
+    }
+
     #[tokio::test]
     async fn binds_loopback_only() {
+        for url in [
+            "http://127.0.0.1/cb",
+            "http://[::1]/cb",
+            "http://localhost/cb",
+        ] {
+            if url.contains("::1") && !has_ipv6_loopback() {
+                continue;
+            }
+            let server = LoopbackServer::bind(&Url::parse(url).expect("url"))
+                .await
+                .expect("bind");
+            assert!(
+                addresses(&server).iter().all(|a| a.ip().is_loopback()),
+                "{url}"
+            );
+        }
+    }
+
+    /// M3: `localhost` may resolve to ::1 in the browser, so that address is held too, on the
+    /// same port, and the redirect arrives through it.
+    #[tokio::test]
+    async fn localhost_binds_both_loopback_addresses_on_one_port() {
+        if !has_ipv6_loopback() {
+            return;
+        }
         let server = LoopbackServer::bind(&Url::parse("http://localhost/cb").expect("url"))
             .await
             .expect("bind");
-        assert!(
-            server
-                .listener
-                .local_addr()
-                .expect("addr")
-                .ip()
-                .is_loopback()
+        let port = server.redirect_uri().port().expect("port");
+        let bound = addresses(&server);
+        assert_eq!(
+            bound,
+            [
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port)
+            ]
         );
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect((Ipv6Addr::LOCALHOST, port))
+                .await
+                .expect("connect to ::1");
+            s.write_all(b"GET /cb?code=c&state=s HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await
+                .expect("write");
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.expect("read");
+            out
+        });
+        let req = tokio::time::timeout(Duration::from_secs(5), server.next())
+            .await
+            .expect("the request over ::1 arrived")
+            .expect("callback over ::1");
+        assert!(req.url.ends_with("/cb?code=c&state=s"), "{}", req.url);
+        req.finish(true, "Signed in", "").await;
+        assert!(client.await.expect("join").starts_with("HTTP/1.1 200"));
+    }
+
+    /// M3: a configured `localhost` port that someone else holds on ::1 is an error, not a
+    /// listener on 127.0.0.1 alone that lets them receive the redirect.
+    #[tokio::test]
+    async fn localhost_refuses_a_port_taken_on_ipv6() {
+        if !has_ipv6_loopback() {
+            return;
+        }
+        let squatter = std::net::TcpListener::bind("[::1]:0").expect("squat ::1");
+        let port = squatter.local_addr().expect("addr").port();
+        let url = Url::parse(&format!("http://localhost:{port}/cb")).expect("url");
+        let e = LoopbackServer::bind(&url).await.expect_err("::1 is taken");
+        assert!(e.message().contains(&format!("[::1]:{port}")), "{e}");
+    }
+
+    /// I9: a request whose Host is another name (DNS rebinding) or missing is refused.
+    #[tokio::test]
+    async fn a_request_for_another_host_is_refused() {
+        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
+            .await
+            .expect("bind");
+        let uri = server.redirect_uri().clone();
+        let client = tokio::spawn({
+            let uri = uri.clone();
+            async move {
+                let rebound = send(
+                    &uri,
+                    b"GET /callback?code=c&state=s HTTP/1.1\r\nHost: evil.example:80\r\n\r\n",
+                )
+                .await;
+                let missing = send(&uri, b"GET /callback?code=c&state=s HTTP/1.1\r\n\r\n").await;
+                let ok = send(
+                    &uri,
+                    b"GET /callback?code=c&state=s HTTP/1.1\r\nHost: LOCALHOST:1\r\n\r\n",
+                )
+                .await;
+                (rebound, missing, ok)
+            }
+        });
+        let req = server.next().await.expect("the good request");
+        req.finish(true, "Signed in", "").await;
+        let (rebound, missing, ok) = client.await.expect("join");
+        for refused in [&rebound, &missing] {
+            assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+            assert!(refused.contains("Host is not this computer"), "{refused}");
+        }
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    }
+
+    /// L7: with every slot taken by connections that sent nothing, a new one still gets read:
+    /// the oldest idle one is dropped for it (long before any deadline).
+    #[tokio::test]
+    async fn idle_connections_give_way_when_every_slot_is_taken() {
+        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
+            .await
+            .expect("bind");
+        let uri = server.redirect_uri().clone();
+        let port = uri.port().expect("port");
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(("127.0.0.1", port)).await.expect("idle"));
+        }
+        let client = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            get(&uri, "/callback?code=c&state=s").await
+        });
+        let req = tokio::time::timeout(Duration::from_secs(1), server.next())
+            .await
+            .expect("served while the idle connections still held every slot")
+            .expect("callback");
+        req.finish(true, "Signed in", "").await;
+        assert!(client.await.expect("join").starts_with("HTTP/1.1 200"));
+        drop(idle);
+    }
+
+    /// L7: a connection that sends no request line within the deadline is closed unanswered
+    /// (paused clock: the deadline passes as soon as nothing else can run).
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_closed_at_the_request_line_deadline() {
+        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
+            .await
+            .expect("bind");
+        let port = server.redirect_uri().port().expect("port");
+        let serving = tokio::spawn(async move { server.next().await.map(|_| ()) });
+        let mut silent = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let started = tokio::time::Instant::now();
+        let mut answer = Vec::new();
+        silent.read_to_end(&mut answer).await.expect("read");
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        assert!(started.elapsed() >= REQUEST_LINE_DEADLINE);
+        assert!(
+            started.elapsed() < READ_TIMEOUT,
+            "closed at the line deadline, not the read one"
+        );
+        serving.abort();
     }
 }
