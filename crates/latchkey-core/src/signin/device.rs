@@ -32,6 +32,13 @@ const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(3600);
 /// A longer `interval` is refused: the user would wait for nothing, and `oauth2` adds 5 s per
 /// `slow_down` to it without checking for overflow.
 const MAX_INTERVAL: Duration = Duration::from_secs(300);
+/// The shortest wait between polls, whatever the provider says: RFC 8628 §3.5's default. A
+/// provider's `interval: 0` (or a 5xx, whose backoff doubles the interval) would otherwise make
+/// a loop without delay for the code's whole lifetime.
+const MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest wait after a connection error or 5xx, as the interval doubles (§3.5 asks for an
+/// exponential backoff on those).
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
 /// The longest `user_code` shown; real ones are 8-10 characters (RFC 8628 §6.1).
 const MAX_USER_CODE: usize = 64;
 
@@ -44,7 +51,7 @@ pub struct DeviceSignIn {
     pub verification_uri_complete: Option<Url>,
     /// The provider's `expires_in` from now, at most an hour.
     pub expires_at: DateTime<Utc>,
-    /// Between polls: the provider's `interval`, 5 s when it sends none (§3.2).
+    /// Between polls: the provider's `interval`, at least 5 s, and 5 s when it sends none (§3.2).
     pub interval: Duration,
     lifetime: Duration,
     /// Holds the device code, a secret: never shown or logged.
@@ -160,7 +167,7 @@ fn sign_in_from(
                 .and_then(|u| checked_uri(ctx, &u))
         })
         .transpose()?;
-    let interval = response.interval();
+    let interval = response.interval().max(MIN_INTERVAL);
     if interval > MAX_INTERVAL {
         return Err(Error::new(
             ErrorKind::ProviderInvalid,
@@ -171,6 +178,7 @@ fn sign_in_from(
             ),
         ));
     }
+    let response = with_interval(response, interval)?;
     let lifetime = response.expires_in().min(MAX_DEVICE_CODE_LIFETIME);
     let expires_at =
         ctx.now() + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero());
@@ -187,7 +195,21 @@ fn sign_in_from(
     })
 }
 
-/// RFC 8628 §3.4-3.5: polls the token endpoint every `interval` (5 s more after each
+/// The response with `interval` replaced, so that oauth2's poll loop starts from the floored
+/// interval and a `slow_down` adds its 5 s to that (§3.5), not to the provider's shorter one.
+/// The response's fields are private; its serde form is the RFC's JSON.
+fn with_interval(
+    response: CoreDeviceAuthorizationResponse,
+    interval: Duration,
+) -> Result<CoreDeviceAuthorizationResponse> {
+    let mut json = serde_json::to_value(&response)
+        .map_err(|e| Error::internal(format!("cannot copy the device code response: {e}")))?;
+    json["interval"] = interval.as_secs().into();
+    serde_json::from_value(json)
+        .map_err(|e| Error::internal(format!("cannot copy the device code response: {e}")))
+}
+
+/// RFC 8628 §3.4-3.5: polls the token endpoint every `interval`, at least 5 s (5 s more after each
 /// `slow_down`), keeps going on `authorization_pending`, and stops on `access_denied`,
 /// `expired_token` or once `expires_in` has passed. Then the tokens are verified and stored
 /// as after any sign-in.
@@ -201,15 +223,18 @@ pub(crate) async fn resume_device(ctx: &Context, sign_in: DeviceSignIn) -> Resul
     let request = client
         .exchange_device_access_token(&sign_in.response)
         .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
-        .set_time_fn(move || clock.now());
+        .set_time_fn(move || clock.now())
+        .set_max_backoff_interval(MAX_ERROR_BACKOFF);
     // One client for the whole loop, so a DPoP-Nonce from one poll is used by the next.
     let sender = ctx.proof_client(sign_in.dpop.as_ref())?;
     let response = request
         .request_async(
             &sender,
-            // Never past the code's expiry: the loop then ends with expired_token.
+            // Never past the code's expiry: the loop then ends with expired_token. Never less
+            // than MIN_INTERVAL: oauth2 starts from the provider's own interval.
             move |interval| {
-                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + interval))
+                let wait = interval.max(MIN_INTERVAL);
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + wait))
             },
             Some(sign_in.lifetime),
         )
