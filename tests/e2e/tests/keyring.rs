@@ -41,7 +41,11 @@ fn without_a_session_bus_the_session_lives_in_the_kernel_keyring() {
     let key = sb
         .kernel_entry("default")
         .expect("session key in the kernel keyring");
-    assert_eq!(key.permissions(), "3f3f0000", "possessor and user only");
+    assert_eq!(
+        key.permissions(),
+        "003f0000",
+        "the user only, not any possessor"
+    );
     let session = sb.kernel_session("default").unwrap();
     let rt = session["refresh_token"].as_str().unwrap().to_owned();
     assert!(provider.is_active(&rt));
@@ -164,6 +168,74 @@ fn a_locked_secret_service_is_transient_and_nothing_moves() {
     assert_eq!(sb.launches(), 1, "no second browser sign-in");
 }
 
+/// `keyctl print <id>` as uid 65534 in a new session keyring that links this user's keyring:
+/// the position of a process that inherited the session keyring across `sudo -u` (L5). The
+/// other uid possesses every key reachable from there.
+fn print_as_another_uid(id: &str) -> std::process::Output {
+    std::process::Command::new("keyctl")
+        .args(["session", "-", "sh", "-c"])
+        .arg("keyctl link @u @s >/dev/null && exec setpriv --reuid=65534 --regid=65534 --clear-groups keyctl print \"$0\"")
+        .arg(id)
+        .output()
+        .unwrap()
+}
+
+/// L5: a process of another uid that shares the session keyring reads neither the session nor
+/// the cached token. A key with the kernel's default possessor rights, reached the same way, is
+/// readable, so the refusal is the permissions' doing.
+#[test]
+fn another_uid_sharing_the_session_keyring_reads_no_key() {
+    if effective_uid() != 0 {
+        eprintln!("skipped: switching to another uid needs root (CI runs as root)");
+        return;
+    }
+    let provider = Provider::start(&[]);
+    let mut sb = Sandbox::new(&provider.issuer);
+    sb.unset("DBUS_SESSION_BUS_ADDRESS");
+    assert_eq!(sb.run(&["login"]).code, 0);
+    let session = sb.kernel_entry("default").expect("session key");
+    let cached = sb.token_cache_entry("default").expect("cached token");
+
+    let control = std::process::Command::new("keyctl")
+        .args(["add", "user", "latchkey-e2e:control", "readable", "@u"])
+        .output()
+        .unwrap();
+    let control_id = String::from_utf8(control.stdout).unwrap().trim().to_owned();
+    let read = print_as_another_uid(&control_id);
+    let _ = std::process::Command::new("keyctl")
+        .args(["invalidate", &control_id])
+        .status();
+    assert!(
+        read.status.success() && String::from_utf8_lossy(&read.stdout).contains("readable"),
+        "the other uid possesses keys reached this way: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+
+    for key in [&session, &cached] {
+        let out = print_as_another_uid(&key.id);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{} was readable by uid 65534 (its payload is not shown)",
+            key.description
+        );
+        assert!(
+            err.contains("Permission denied"),
+            "{}: {err}",
+            key.description
+        );
+    }
+}
+
+fn effective_uid() -> u32 {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn a_cached_token_is_served_without_any_dbus_connection() {
     let provider = Provider::start(&[]);
@@ -174,7 +246,11 @@ fn a_cached_token_is_served_without_any_dbus_connection() {
     let cached = sb
         .token_cache_entry("default")
         .expect("login fills the cache");
-    assert_eq!(cached.permissions(), "3f3f0000", "possessor and user only");
+    assert_eq!(
+        cached.permissions(),
+        "003f0000",
+        "the user only, not any possessor"
+    );
     assert!(
         !cached
             .payload()

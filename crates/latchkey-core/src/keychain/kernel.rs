@@ -41,11 +41,13 @@ impl fmt::Debug for KernelKeyring {
     }
 }
 
-/// Owner only: possessor and user get everything, group and others nothing (`keyrings(7)`,
-/// "Permissions"). The kernel's default for a new key also lets the user only view it.
+/// Owner only: the key's user gets everything; possessor, group and others nothing
+/// (`keyrings(7)`, "Permissions"). Possessor rights would go to any process that can reach the
+/// key through its keyrings, whatever its uid: a process of another user that inherited this
+/// user's session keyring (`sudo -u svc` on Debian keeps it) could read the session, the cached
+/// token and the DPoP key. The owner still has them all through the user rights.
 pub(crate) fn owner_only() -> linux_keyutils::KeyPermissions {
     KeyPermissionsBuilder::builder()
-        .posessor(Permission::ALL)
         .user(Permission::ALL)
         .build()
 }
