@@ -21,6 +21,7 @@ use crate::session::repo;
 /// Starts a sign-in that will redirect to `redirect_uri`: discovery (and its issuer check)
 /// happens here, before any browser opens. The returned URL goes to the system browser.
 pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
+    refuse_logout_return_as_redirect(ctx, redirect_uri)?;
     repo::ready_for_new_session(ctx).await?;
     let (flow, mode) = policy::browser_flow(ctx, redirect_uri)?;
     // Fresh from the issuer (OIDC Discovery §4, over TLS), not the disk cache: these endpoints
@@ -147,10 +148,61 @@ impl Request<'_> {
     }
 }
 
+/// A `post_logout_redirect_uri` equal to the sign-in redirect would make every sign-in's answer
+/// look like a sign-out's return (`end_session::logout_return` is asked first) and be ignored.
+fn refuse_logout_return_as_redirect(ctx: &Context, redirect_uri: &Url) -> Result<()> {
+    match &ctx.config.post_logout_redirect_uri {
+        Some(back) if crate::flow::same_endpoint(back, redirect_uri) => {
+            Err(Error::config(format!(
+                "`post_logout_redirect_uri` is the sign-in redirect `{redirect_uri}`; give the sign-out's return a path of its own, e.g. `/signed-out`"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Opens a URL in the system browser (or `$BROWSER`).
 pub(crate) fn open_browser(ctx: &Context, url: &Url) -> Result<()> {
     ctx.ports
         .browser
         .open(url)
         .map_err(|e| Error::new(ErrorKind::Browser, format!("cannot open the browser: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::testing::{self, ISSUER, NoBrowser};
+    use crate::{AppIdentity, Latchkey, Ports};
+
+    /// I12: the sign-out's return may not be the sign-in redirect, on the app's scheme as on
+    /// loopback; the check comes before any keychain or network call.
+    #[tokio::test]
+    async fn a_logout_return_equal_to_the_redirect_is_refused() {
+        let cache = tempfile::tempdir().expect("tmp");
+        let redirect = Url::parse("com.example.app:/callback").expect("url");
+        let mut config = testing::config(ISSUER);
+        config.post_logout_redirect_uri = Some(redirect.clone());
+        let ports = Ports {
+            store: Arc::new(crate::store::MemoryStore::new(200)),
+            browser: Arc::new(NoBrowser),
+            clock: Arc::new(SystemClock),
+            cache_dir: Some(cache.path().to_path_buf()),
+            keychain_timeout: Duration::from_secs(5),
+            token_cache: None,
+            identity: AppIdentity::TEST,
+        };
+        let latchkey = Latchkey::new(config, ports);
+        let e = latchkey.begin(&redirect).await.expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.message()
+                .contains("`post_logout_redirect_uri` is the sign-in redirect"),
+            "{e}"
+        );
+    }
 }

@@ -146,11 +146,13 @@ fn sign_in_from(
     let user_code = response.user_code().secret().clone();
     if user_code.is_empty()
         || user_code.chars().count() > MAX_USER_CODE
-        || user_code.chars().any(char::is_control)
+        || user_code
+            .chars()
+            .any(|c| c.is_control() || invisible_format(c))
     {
         return Err(Error::new(
             ErrorKind::ProviderInvalid,
-            "the provider's user_code cannot be shown (empty, too long or with control characters)",
+            "the provider's user_code cannot be shown (empty, too long, or with control or bidi characters)",
         ));
     }
     let verification_uri = checked_uri(ctx, response.verification_uri().url())?;
@@ -275,9 +277,35 @@ pub(crate) async fn resume_device(ctx: &Context, sign_in: DeviceSignIn) -> Resul
     Ok(repo::identity_of(ctx, &session))
 }
 
+/// Characters that change how the text around them is shown without being seen: bidi marks,
+/// embeddings, overrides and isolates, zero-width characters and the BOM (Unicode's format
+/// characters that matter on a terminal). A user code holding one could read as another.
+fn invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
 /// A verification URI is shown to the user to open: http(s) only, and https when the issuer
 /// is (as every other endpoint, [`crate::discovery`]).
 pub(crate) fn checked_uri(ctx: &Context, url: &Url) -> Result<Url> {
+    // `https://id.example.com@evil.example/` shows one host and opens another.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::new(
+            ErrorKind::ProviderInvalid,
+            format!(
+                "the provider's verification URI `{}` carries a user name; sign-in refused",
+                sanitize(url.as_str())
+            ),
+        ));
+    }
     let https_issuer = ctx.config.issuer.starts_with("https:");
     match url.scheme() {
         "https" => Ok(url.clone()),
@@ -289,5 +317,57 @@ pub(crate) fn checked_uri(ctx: &Context, url: &Url) -> Result<Url> {
                 sanitize(url.as_str())
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, ISSUER};
+
+    fn answer(user_code: &str, uri: &str) -> CoreDeviceAuthorizationResponse {
+        serde_json::from_value(serde_json::json!({
+            "device_code": "d", "user_code": user_code, "verification_uri": uri,
+            "expires_in": 600, "interval": 0,
+        }))
+        .expect("a device authorization response")
+    }
+
+    fn start(user_code: &str, uri: &str) -> Result<DeviceSignIn> {
+        let cache = tempfile::tempdir().expect("tmp");
+        let (_, latchkey) = testing::offline(cache.path());
+        let provider = Arc::new(Provider::for_tests(
+            testing::metadata(ISSUER, "token", None),
+            openidconnect::JsonWebKeySet::new(Vec::new()),
+        ));
+        sign_in_from(&latchkey.ctx, answer(user_code, uri), provider, None)
+    }
+
+    /// Issue 18, point 13: a user code with bidi or zero-width characters, and a verification
+    /// URI with a user name, are refused before anything is shown.
+    #[test]
+    fn misleading_user_codes_and_verification_uris_are_refused() {
+        let ok = start("WDJB-MJHT", "https://id.example/device").expect("plain");
+        assert_eq!(ok.user_code, "WDJB-MJHT");
+        for code in [
+            "WDJB\u{202e}TJHM",
+            "WDJB\u{200b}-MJHT",
+            "\u{2067}WDJB",
+            "WD\u{feff}JB",
+        ] {
+            let e = start(code, "https://id.example/device").expect_err("refused");
+            assert!(e.message().contains("bidi"), "{code:?}: {e}");
+        }
+        let e =
+            start("WDJB-MJHT", "https://id.example.com@evil.example/device").expect_err("refused");
+        assert!(e.message().contains("carries a user name"), "{e}");
+    }
+
+    /// L2: `interval: 0` becomes the 5 s floor, in what is shown and in what oauth2 polls with.
+    #[test]
+    fn a_zero_interval_is_raised_to_five_seconds() {
+        let started = start("WDJB-MJHT", "https://id.example/device").expect("started");
+        assert_eq!(started.interval, MIN_INTERVAL);
+        assert_eq!(started.response.interval(), MIN_INTERVAL);
     }
 }
