@@ -329,12 +329,21 @@ pub(crate) type Pause = (
 pub(crate) struct PausingStore {
     pub(crate) inner: MemoryStore,
     pub(crate) pause: std::sync::Mutex<Option<Pause>>,
+    /// The same for the next `get`, paused after it has read: a read that has happened but
+    /// has not been delivered yet.
+    pub(crate) pause_get: std::sync::Mutex<Option<Pause>>,
     pub(crate) deleted: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl SecretStore for PausingStore {
     fn get(&self, name: &str) -> std::result::Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(name)
+        let value = self.inner.get(name);
+        let pause = self.pause_get.lock().expect("pause").take();
+        if let Some((reached, release)) = pause {
+            let _ = reached.send(());
+            let _ = release.recv_timeout(Duration::from_secs(20));
+        }
+        value
     }
     fn set(&self, name: &str, secret: &[u8]) -> std::result::Result<(), StoreError> {
         let pause = self.pause.lock().expect("pause").take();
@@ -395,6 +404,35 @@ pub(crate) fn groups(id: &Identity) -> Vec<(String, crate::GrantSource)> {
         .of_kind(crate::GrantKind::Group)
         .map(|g| (g.value.clone(), g.source))
         .collect()
+}
+
+/// A token cache in memory.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+}
+
+impl MemoryCache {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.lock().expect("cache").is_empty()
+    }
+}
+
+impl TokenCache for MemoryCache {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.entries.lock().expect("cache").get(key).cloned()
+    }
+    fn put(&self, key: &str, value: &[u8], _: u64) -> Result<(), String> {
+        self.entries
+            .lock()
+            .expect("cache")
+            .insert(key.into(), value.to_vec());
+        Ok(())
+    }
+    fn remove(&self, key: &str) -> Result<(), String> {
+        self.entries.lock().expect("cache").remove(key);
+        Ok(())
+    }
 }
 
 /// A token cache that holds nothing and says when an entry is first removed. `logout` removes

@@ -95,6 +95,25 @@ pub(crate) fn cache_token(ctx: &Context, session: &Session) {
     }
 }
 
+/// [`cache_token`] for a session read without the session lock (the token cache's miss path):
+/// under the lock, and only while the keychain still holds that session. Otherwise a logout,
+/// `invalid_grant` or git `erase` between the read and the write would be undone by a token
+/// cached after it (issue 18, L1). A lock or keychain failure only skips the cache.
+pub(crate) async fn cache_if_current(ctx: &Context, session: &Session) {
+    if ctx.ports.token_cache.is_none() {
+        return;
+    }
+    let Ok(_lock) = super::repo::exclusive(ctx).await else {
+        return;
+    };
+    match super::repo::load(ctx).await {
+        Ok(Some(stored)) if stored.access_token == session.access_token => {
+            cache_token(ctx, &stored);
+        }
+        _ => tracing::debug!("token cache not filled: the session changed meanwhile"),
+    }
+}
+
 /// Forgets the cached token, before the session itself goes: a token that outlived its
 /// session would be served after a logout.
 pub(crate) fn uncache_token(ctx: &Context) -> Result<()> {

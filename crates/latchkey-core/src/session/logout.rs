@@ -137,6 +137,7 @@ mod tests {
         let store = Arc::new(PausingStore {
             inner: MemoryStore::new(200),
             pause: std::sync::Mutex::new(None),
+            pause_get: std::sync::Mutex::new(None),
             deleted: std::sync::Mutex::new(None),
         });
         let signal = Arc::new(RemovalSignal::default());

@@ -203,8 +203,9 @@ pub(crate) async fn current_session(ctx: &Context, options: TokenOptions) -> Res
     if !lasts(ctx, options, session.expires_at) {
         check_lifetime(&session, min_valid)?;
     }
-    // A miss (first use, a cache that was off or dropped by the kernel) fills it again.
-    cache::cache_token(ctx, &session);
+    // A miss (first use, a cache that was off or dropped by the kernel) fills it again, if
+    // the session is still the stored one.
+    cache::cache_if_current(ctx, &session).await;
     Ok(session)
 }
 
@@ -295,11 +296,11 @@ pub(crate) async fn id_token(ctx: &Context) -> Result<TokenInfo> {
             })
     };
     if let Some(info) = usable(&session) {
-        cache::cache_token(ctx, &session);
+        cache::cache_if_current(ctx, &session).await;
         return Ok(info);
     }
     let refreshed = refresh::refresh_session(ctx, Some(&session.access_token)).await?;
-    cache::cache_token(ctx, &refreshed);
+    cache::cache_if_current(ctx, &refreshed).await;
     usable(&refreshed).ok_or_else(|| {
         Error::new(
             ErrorKind::NotSignedIn,
@@ -344,7 +345,53 @@ pub(crate) fn take_refusal(ctx: &Context) -> Option<String> {
 }
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+
     use super::{check_resource_url, header_safe};
+    use crate::store::MemoryStore;
+    use crate::testing::{
+        ISSUER, MemoryCache, PausingStore, offline_with_cache, put, runtime, session_at,
+    };
+
+    /// L1: a `token` that read the session before a logout does not cache its token after it.
+    /// The read is held (its keychain call has returned but not been delivered) until the
+    /// logout is done; then the cache must still be empty.
+    #[test]
+    fn a_token_read_before_a_logout_is_not_cached_after_it() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().expect("tmp");
+        // One entry per session, so the held read is the whole read.
+        let store = Arc::new(PausingStore {
+            inner: MemoryStore::new(64 * 1024),
+            pause: std::sync::Mutex::new(None),
+            pause_get: std::sync::Mutex::new(None),
+            deleted: std::sync::Mutex::new(None),
+        });
+        let cache = Arc::new(MemoryCache::default());
+        let latchkey = offline_with_cache(dir.path(), ISSUER, store.clone(), Some(cache.clone()));
+        rt.block_on(async {
+            put(&latchkey, &session_at(Utc::now(), ISSUER)).await;
+            let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+            let (release_tx, release_rx) = std::sync::mpsc::channel();
+            *store.pause_get.lock().expect("pause") = Some((reached_tx, release_rx));
+            let token = latchkey.access_token();
+            let logout = async {
+                reached_rx.await.expect("the token read the session");
+                let out = latchkey.logout().await;
+                release_tx.send(()).expect("release");
+                out
+            };
+            let (token, out) = tokio::join!(token, logout);
+            assert!(
+                token.is_ok(),
+                "the token was valid when it was read: {token:?}"
+            );
+            out.expect("logged out");
+        });
+        assert!(cache.is_empty(), "a token was cached after the logout");
+    }
 
     #[test]
     fn tokens_go_only_to_https_or_this_computer_without_credentials() {
