@@ -154,6 +154,7 @@ pub(crate) fn session_at(now: DateTime<Utc>, issuer: &str) -> Session {
         dpop_key: None,
         par: false,
         picture: None,
+        refresh_gives_no_id_token: false,
     }
 }
 

@@ -351,5 +351,6 @@ fn signed_in(
         dpop_key: None,
         par: false,
         picture: None,
+        refresh_gives_no_id_token: false,
     }
 }

@@ -101,6 +101,8 @@ pub(crate) async fn session_from_response(
             Origin::Refresh(p) => p.par,
         },
         picture: previous.and_then(|p| p.picture.clone()),
+        refresh_gives_no_id_token: matches!(origin, Origin::Refresh(_))
+            && response.id_token().is_none(),
     })
 }
 
@@ -221,6 +223,7 @@ pub(crate) fn implicit_session(
         dpop_key: None,
         par,
         picture: None,
+        refresh_gives_no_id_token: false,
     }
 }
 

@@ -88,6 +88,11 @@ pub(crate) struct Session {
     /// network. Kept only while it is the one the claims name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picture: Option<CachedPicture>,
+    /// The last refresh came back without an ID token (OIDC Core §12.2 allows it): asking for a
+    /// fresh ID token by refreshing again would only rotate tokens for nothing, so until the
+    /// next sign-in an expired ID token means "sign in again" at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_gives_no_id_token: bool,
 }
 
 /// Pictures larger than this are not kept with the session: the keychain entry must stay small
@@ -459,6 +464,7 @@ mod tests {
             dpop_key: None,
             par: false,
             picture: None,
+            refresh_gives_no_id_token: false,
         }
     }
 

@@ -299,14 +299,19 @@ pub(crate) async fn id_token(ctx: &Context) -> Result<TokenInfo> {
         cache::cache_if_current(ctx, &session).await;
         return Ok(info);
     }
-    let refreshed = refresh::refresh_session(ctx, Some(&session.access_token)).await?;
-    cache::cache_if_current(ctx, &refreshed).await;
-    usable(&refreshed).ok_or_else(|| {
+    let no_new_id_token = || {
         Error::new(
             ErrorKind::NotSignedIn,
-            "the ID token has expired and the provider's refresh returned no new one; a new sign-in is needed",
+            "the ID token has expired and the provider's refresh returns no new one; a new sign-in is needed",
         )
-    })
+    };
+    // Known from the last refresh: another one would rotate the tokens and still bring none.
+    if session.refresh_gives_no_id_token {
+        return Err(no_new_id_token());
+    }
+    let refreshed = refresh::refresh_session(ctx, Some(&session.access_token)).await?;
+    cache::cache_if_current(ctx, &refreshed).await;
+    usable(&refreshed).ok_or_else(no_new_id_token)
 }
 
 /// A resource server refused `token` (git's `erase`): the token cache forgets it, and the
@@ -391,6 +396,42 @@ mod tests {
             out.expect("logged out");
         });
         assert!(cache.is_empty(), "a token was cached after the logout");
+    }
+
+    /// Issue 18, point 13: a refresh that brings no ID token is remembered, so the next
+    /// `exec-credential` with the expired ID token does not refresh (and rotate) again.
+    #[test]
+    fn a_refresh_without_an_id_token_is_not_repeated_for_one() {
+        use base64::Engine as _;
+        let rt = runtime();
+        let stub = rt.block_on(crate::testing::Stub::start());
+        stub.route("/token", crate::testing::ROTATED);
+        let dir = tempfile::tempdir().expect("tmp");
+        let latchkey = crate::testing::offline_at(dir.path(), &stub.base).1;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let past = Utc::now().timestamp() - 600;
+        let mut session = session_at(Utc::now() - chrono::Duration::hours(2), &stub.base);
+        session.id_token = Some(format!(
+            "{}.{}.sig",
+            b64(serde_json::json!({"alg": "RS256"})),
+            b64(serde_json::json!({"exp": past, "iat": past - 3600}))
+        ));
+        rt.block_on(async {
+            put(&latchkey, &session).await;
+            for _ in 0..2 {
+                let e = super::id_token(&latchkey.ctx)
+                    .await
+                    .expect_err("no fresh ID token");
+                assert_eq!(e.kind(), crate::ErrorKind::NotSignedIn, "{e}");
+            }
+        });
+        assert_eq!(
+            stub.hits("/token"),
+            1,
+            "one refresh, then the answer is known"
+        );
     }
 
     #[test]
