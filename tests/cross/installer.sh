@@ -17,9 +17,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 fail() { echo "installer: $*" >&2; exit 1; }
 WIN=x86_64-pc-windows-gnu
-export PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
-export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc
-export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+# Debian's toolchain and the cross settings come from tests/cross/run, which runs this.
+[[ ${RUSTC:-} == /usr/bin/rustc ]] || { echo "installer: run it as tests/cross/run installer" >&2; exit 2; }
 export WINEPREFIX=$CARGO_TARGET_DIR/wine/installer WINEDEBUG=-all
 WINE=/usr/lib/wine/wine64
 scheme=$(node -p 'require(process.argv[1]).plugins["deep-link"].desktop.schemes[0]' "$ROOT/src-tauri/tauri.conf.json")

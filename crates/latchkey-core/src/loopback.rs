@@ -481,24 +481,24 @@ async fn respond(
 mod tests {
     use super::*;
 
+    /// A listener for `http://127.0.0.1/callback` on an ephemeral port.
+    async fn bind_local() -> LoopbackServer {
+        LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
+            .await
+            .expect("bind")
+    }
+
     async fn get(addr: &Url, path: &str) -> String {
-        let host = addr.host_str().expect("host");
-        let mut s = TcpStream::connect((host, addr.port().expect("port")))
-            .await
-            .expect("connect");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-            .await
-            .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.expect("read");
-        out
+        send(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+        )
+        .await
     }
 
     #[tokio::test]
     async fn serves_the_callback_and_ignores_other_paths() {
-        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
-            .await
-            .expect("bind");
+        let server = bind_local().await;
         let uri = server.redirect_uri().clone();
         assert_ne!(uri.port(), Some(0));
         let client = tokio::spawn({
@@ -526,8 +526,13 @@ mod tests {
         assert!(ok.contains("Cache-Control: no-store"));
     }
 
+    /// Sends `raw` to the address `addr` names (127.0.0.1 or [::1]) and reads the answer.
     async fn send(addr: &Url, raw: &[u8]) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", addr.port().expect("port")))
+        let ip = match addr.host() {
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let mut s = TcpStream::connect((ip, addr.port().expect("port")))
             .await
             .expect("connect");
         s.write_all(raw).await.expect("write");
@@ -546,9 +551,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_form_post_is_read_and_bad_ones_are_refused_here() {
-        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
-            .await
-            .expect("bind");
+        let server = bind_local().await;
         let uri = server.redirect_uri().clone();
         let client = tokio::spawn({
             let uri = uri.clone();
@@ -587,30 +590,33 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn an_idle_connection_does_not_delay_the_redirect() {
-        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
-            .await
-            .expect("bind");
+    /// `idle` connections that send nothing (a browser's preconnect, or a local flood) are
+    /// opened first; the redirect that follows must still be served within a second.
+    async fn served_behind_idle_connections(idle: usize, why: &str) {
+        let server = bind_local().await;
         let uri = server.redirect_uri().clone();
         let port = uri.port().expect("port");
-        // Connections that send nothing, like a browser's preconnect, opened first.
-        let mut idle = Vec::new();
-        for _ in 0..3 {
-            idle.push(TcpStream::connect(("127.0.0.1", port)).await.expect("idle"));
+        let mut held = Vec::new();
+        for _ in 0..idle {
+            held.push(TcpStream::connect(("127.0.0.1", port)).await.expect("idle"));
         }
         let client = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
             get(&uri, "/callback?code=c&state=s").await
         });
         let req = tokio::time::timeout(Duration::from_secs(1), server.next())
             .await
-            .expect("not held up by the idle connections")
+            .expect(why)
             .expect("callback");
         assert!(req.url.ends_with("/callback?code=c&state=s"), "{}", req.url);
         req.finish(true, "Signed in", "").await;
         assert!(client.await.expect("join").starts_with("HTTP/1.1 200"));
-        drop(idle);
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_does_not_delay_the_redirect() {
+        served_behind_idle_connections(3, "not held up by the idle connections").await;
     }
 
     fn addresses(server: &LoopbackServer) -> Vec<SocketAddr> {
@@ -665,16 +671,13 @@ mod tests {
                 SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port)
             ]
         );
+        let via_v6 = Url::parse(&format!("http://[::1]:{port}/cb")).expect("url");
         let client = tokio::spawn(async move {
-            let mut s = TcpStream::connect((Ipv6Addr::LOCALHOST, port))
-                .await
-                .expect("connect to ::1");
-            s.write_all(b"GET /cb?code=c&state=s HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                .await
-                .expect("write");
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.expect("read");
-            out
+            send(
+                &via_v6,
+                b"GET /cb?code=c&state=s HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            )
+            .await
         });
         let req = tokio::time::timeout(Duration::from_secs(5), server.next())
             .await
@@ -702,9 +705,7 @@ mod tests {
     /// I9: a request whose Host is another name (DNS rebinding) or missing is refused.
     #[tokio::test]
     async fn a_request_for_another_host_is_refused() {
-        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
-            .await
-            .expect("bind");
+        let server = bind_local().await;
         let uri = server.redirect_uri().clone();
         let client = tokio::spawn({
             let uri = uri.clone();
@@ -737,35 +738,18 @@ mod tests {
     /// the oldest idle one is dropped for it (long before any deadline).
     #[tokio::test]
     async fn idle_connections_give_way_when_every_slot_is_taken() {
-        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
-            .await
-            .expect("bind");
-        let uri = server.redirect_uri().clone();
-        let port = uri.port().expect("port");
-        let mut idle = Vec::new();
-        for _ in 0..MAX_CONNECTIONS {
-            idle.push(TcpStream::connect(("127.0.0.1", port)).await.expect("idle"));
-        }
-        let client = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            get(&uri, "/callback?code=c&state=s").await
-        });
-        let req = tokio::time::timeout(Duration::from_secs(1), server.next())
-            .await
-            .expect("served while the idle connections still held every slot")
-            .expect("callback");
-        req.finish(true, "Signed in", "").await;
-        assert!(client.await.expect("join").starts_with("HTTP/1.1 200"));
-        drop(idle);
+        served_behind_idle_connections(
+            MAX_CONNECTIONS,
+            "served while the idle connections still held every slot",
+        )
+        .await;
     }
 
     /// L7: a connection that sends no request line within the deadline is closed unanswered
     /// (paused clock: the deadline passes as soon as nothing else can run).
     #[tokio::test(start_paused = true)]
     async fn a_silent_connection_is_closed_at_the_request_line_deadline() {
-        let server = LoopbackServer::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
-            .await
-            .expect("bind");
+        let server = bind_local().await;
         let port = server.redirect_uri().port().expect("port");
         let serving = tokio::spawn(async move { server.next().await.map(|_| ()) });
         let mut silent = TcpStream::connect(("127.0.0.1", port))

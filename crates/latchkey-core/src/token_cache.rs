@@ -269,25 +269,7 @@ mod tests {
 
     #[test]
     fn a_cache_turned_off_still_clears_what_another_process_cached() {
-        #[derive(Debug, Default)]
-        struct Memory(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
-        impl TokenCache for Memory {
-            fn get(&self, key: &str) -> Option<Vec<u8>> {
-                self.0.lock().expect("lock").get(key).cloned()
-            }
-            fn put(&self, key: &str, value: &[u8], _: u64) -> Result<(), String> {
-                self.0
-                    .lock()
-                    .expect("lock")
-                    .insert(key.into(), value.into());
-                Ok(())
-            }
-            fn remove(&self, key: &str) -> Result<(), String> {
-                self.0.lock().expect("lock").remove(key);
-                Ok(())
-            }
-        }
-        let shared = std::sync::Arc::new(Memory::default());
+        let shared = std::sync::Arc::new(crate::testing::MemoryCache::default());
         shared.put("k", b"cached elsewhere", 60).expect("put");
         let off = clear_only(shared.clone());
         assert_eq!(off.get("k"), None, "no reads");

@@ -549,7 +549,7 @@ mod tests {
 
     #[test]
     fn an_already_expired_token_refreshes_at_most_every_ten_seconds() {
-        // What valid_session() does on every access_token() call, with the provider answering
+        // What valid_session_noting_refresh() does on every access_token() call, with the provider answering
         // each refresh with expires_in: 0 (access_token_expiry gives expires_at = issued_at).
         let t0 = DateTime::from_timestamp(1_700_000_000, 0).expect("ts");
         let mut s = session();

@@ -40,10 +40,6 @@ pub(crate) async fn refresh(ctx: &Context) -> Result<Identity> {
     Ok(repo::identity_of(ctx, &refreshed))
 }
 
-pub(crate) async fn valid_session(ctx: &Context) -> Result<Session> {
-    Ok(valid_session_noting_refresh(ctx).await?.0)
-}
-
 /// The valid session, and whether getting it took a refresh (here or in another process).
 pub(crate) async fn valid_session_noting_refresh(ctx: &Context) -> Result<(Session, bool)> {
     let session = repo::load(ctx)
@@ -57,7 +53,8 @@ pub(crate) async fn valid_session_noting_refresh(ctx: &Context) -> Result<(Sessi
 
 /// Refreshes under the in-process gate and the cross-process file lock. After taking both it
 /// re-reads the session: if another task or process already refreshed, that result is used,
-/// so a rotated refresh token is never sent twice (RFC 9700 §4.14.2).
+/// so a rotated refresh token is never sent twice (RFC 9700 §4.14.2). Either way the token
+/// cache holds what is returned, written under the lock: callers need not cache it again.
 pub(crate) async fn refresh_session(
     ctx: &Context,
     force_replacing: Option<&str>,
@@ -73,6 +70,9 @@ pub(crate) async fn refresh_session(
         None => session.access_token_valid(ctx.now()),
     };
     if already_fresh {
+        // Read under the lock, so it is the stored session: the cache may follow it (a process
+        // with the cache off may have done the refresh).
+        cache::cache_token(ctx, &session);
         return Ok(session);
     }
     let Some(refresh_token) = session.refresh_token.clone() else {

@@ -175,7 +175,8 @@ pub(crate) async fn current_session(ctx: &Context, options: TokenOptions) -> Res
     let min_valid = chrono::Duration::from_std(options.min_valid).unwrap_or(chrono::Duration::MAX);
     let refused = take_refusal(ctx);
     let force = options.force_refresh || refused.is_some();
-    let session = if force {
+    // Whether `session` comes from a refresh, which cached it under the session lock already.
+    let (session, refreshed) = if force {
         let current = repo::load(ctx)
             .await?
             .ok_or_else(|| repo::not_signed_in(ctx))?;
@@ -185,19 +186,21 @@ pub(crate) async fn current_session(ctx: &Context, options: TokenOptions) -> Res
             && current.access_token_valid(ctx.now())
         {
             // The refused token was already replaced (by another process): use the new one.
-            current
+            (current, false)
         } else {
-            refresh::refresh_session(ctx, Some(&current.access_token)).await?
+            let refreshed = refresh::refresh_session(ctx, Some(&current.access_token)).await?;
+            (refreshed, true)
         }
     } else {
-        let session = refresh::valid_session(ctx).await?;
+        let (session, refreshed) = refresh::valid_session_noting_refresh(ctx).await?;
         has_access_token(&session)?;
         if lasts(ctx, options, session.expires_at) {
-            session
+            (session, refreshed)
         } else {
             // Not worth a refresh when the provider's tokens never live that long.
             check_lifetime(&session, min_valid)?;
-            refresh::refresh_session(ctx, Some(&session.access_token)).await?
+            let refreshed = refresh::refresh_session(ctx, Some(&session.access_token)).await?;
+            (refreshed, true)
         }
     };
     if !lasts(ctx, options, session.expires_at) {
@@ -205,7 +208,9 @@ pub(crate) async fn current_session(ctx: &Context, options: TokenOptions) -> Res
     }
     // A miss (first use, a cache that was off or dropped by the kernel) fills it again, if
     // the session is still the stored one.
-    cache::cache_if_current(ctx, &session).await;
+    if !refreshed {
+        cache::cache_if_current(ctx, &session).await;
+    }
     Ok(session)
 }
 
@@ -309,8 +314,8 @@ pub(crate) async fn id_token(ctx: &Context) -> Result<TokenInfo> {
     if session.refresh_gives_no_id_token {
         return Err(no_new_id_token());
     }
+    // The refresh caches what it saved, under the session lock.
     let refreshed = refresh::refresh_session(ctx, Some(&session.access_token)).await?;
-    cache::cache_if_current(ctx, &refreshed).await;
     usable(&refreshed).ok_or_else(no_new_id_token)
 }
 
