@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use serde_json::Value;
 
@@ -553,6 +553,8 @@ pub struct Sandbox {
     env: Vec<(String, String)>,
     /// What runs the CLI: empty for the Linux build, or Wine and the Windows build.
     runner: Vec<PathBuf>,
+    /// When the sandbox was made, less a second: file times come from a coarse clock.
+    started: SystemTime,
 }
 
 impl Sandbox {
@@ -594,6 +596,7 @@ impl Sandbox {
             issuer: issuer.to_owned(),
             env,
             runner: Vec::new(),
+            started: SystemTime::now() - Duration::from_secs(1),
         }
     }
 
@@ -910,6 +913,18 @@ impl Run {
 
 /// Every file under `dir` whose bytes contain `needle`.
 pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    scan_files(dir, needle, None)
+}
+
+/// Every file under `dir` whose bytes contain `needle`, of those modified at or after `since`.
+/// For a shared directory such as /tmp: what a test's CLI wrote there is newer than the test,
+/// and the gigabytes other programs left there need not be read (a full scan of a busy /tmp
+/// took minutes per secret).
+pub fn files_since_containing(dir: &Path, needle: &str, since: SystemTime) -> Vec<PathBuf> {
+    scan_files(dir, needle, Some(since))
+}
+
+fn scan_files(dir: &Path, needle: &str, since: Option<SystemTime>) -> Vec<PathBuf> {
     // Where a scan of /tmp must not go: the checkout (CI may clone under /tmp) and its multi-GB
     // target directory hold build artefacts, not anything Latchkey writes.
     let skip: Vec<PathBuf> = [
@@ -921,6 +936,11 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     .collect();
     // A token would sit in a small file; larger ones are caches and logs of other programs.
     const MAX_FILE: u64 = 8 * 1024 * 1024;
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let wanted = |m: &std::fs::Metadata| {
+        m.len() <= MAX_FILE
+            && since.is_none_or(|t| m.modified().is_ok_and(|modified| modified >= t))
+    };
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -936,9 +956,9 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
                     stack.push(p);
                 }
             } else if kind.is_file()
-                && e.metadata().is_ok_and(|m| m.len() <= MAX_FILE)
+                && e.metadata().is_ok_and(|m| wanted(&m))
                 && let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+                && finder.find(&bytes).is_some()
             {
                 hits.push(p);
             }
@@ -1109,6 +1129,11 @@ impl Drop for Tool {
 }
 
 impl Sandbox {
+    /// Files in /tmp written since this sandbox was made that contain `needle`.
+    pub fn tmp_files_containing(&self, needle: &str) -> Vec<PathBuf> {
+        files_since_containing(Path::new("/tmp"), needle, self.started)
+    }
+
     /// Another program (kubectl, git) in the sandbox's environment, stdin closed.
     pub fn tool(&self, program: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(program);
@@ -1136,5 +1161,27 @@ impl Sandbox {
             .write_all(request.as_bytes())
             .unwrap();
         Run::new(child.wait_with_output().unwrap(), started.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan that proves no token reached a file finds one in a nested file, and the /tmp
+    /// variant skips only files older than its start.
+    #[test]
+    fn the_file_scan_finds_a_secret_and_skips_only_older_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        let secret = "eyJ-a-token-that-must-not-be-here";
+        std::fs::write(nested.join("f"), format!("x{secret}y")).unwrap();
+        std::fs::write(dir.path().join("g"), "nothing").unwrap();
+        assert_eq!(files_containing(dir.path(), secret), vec![nested.join("f")]);
+        let before = SystemTime::now() - Duration::from_secs(5);
+        assert_eq!(files_since_containing(dir.path(), secret, before).len(), 1);
+        let after = SystemTime::now() + Duration::from_secs(5);
+        assert!(files_since_containing(dir.path(), secret, after).is_empty());
     }
 }

@@ -7,8 +7,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use latchkey_e2e::*;
 
 /// A proof as the provider recorded it: (header, claims).
@@ -193,7 +191,7 @@ fn dpop_binds_the_code_every_refresh_and_userinfo_to_a_key_kept_only_in_the_keyc
         "the private key appears in the output or log"
     );
     assert!(files_containing(&sb.home(), &key).is_empty());
-    assert!(files_containing(Path::new("/tmp"), &key).is_empty());
+    assert!(sb.tmp_files_containing(&key).is_empty());
     assert_eq!(seen.run(&sb, &["logout"]).code, 0);
 }
 

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -96,7 +95,7 @@ fn without_a_session_bus_the_session_lives_in_the_kernel_keyring() {
         now["id_token"].as_str().unwrap(),
     ] {
         assert!(files_containing(&sb.home(), secret).is_empty());
-        assert!(files_containing(Path::new("/tmp"), secret).is_empty());
+        assert!(sb.tmp_files_containing(secret).is_empty());
     }
 
     // logout revokes and removes every key: the session's and the cached token's.
