@@ -111,6 +111,7 @@ impl Fixture {
             store,
             browser: self.browser.clone(),
             clock: Arc::new(SystemClock),
+            http: Arc::new(latchkey_core::http::SystemHttp::new(LATCHKEY.user_agent)),
             cache_dir: Some(self.dir.path().join("cache")),
             keychain_timeout: Duration::from_secs(5),
             // Not the kernel's: these tests must not share a cache with each other or the CLI.

@@ -137,7 +137,14 @@ const main = async () => {
     write('id_token', 'token-endpoint-claims', 0x05, Buffer.from(tokens1.id_token.split('.')[1], 'base64url'));
 
     const me = await fetch(metadata.userinfo_endpoint, { headers: { authorization: `Bearer ${tokens1.access_token}` } });
-    write('userinfo', 'me', 0x00, Buffer.from(await me.arrayBuffer()));
+    const meBody = Buffer.from(await me.arrayBuffer());
+    write('userinfo', 'me', 0x00, meBody);
+    // The whole sign-in: `$ID` stands for the ID token, which the target signs for each
+    // sign-in's own nonce.
+    const signInBody = JSON.stringify({ ...tokens1, id_token: '$ID' });
+    write('sign_in', 'code-flow', 0x00, join(signInBody, meBody));
+    write('sign_in', 'code-flow-dpop', 0x04, join(JSON.stringify({ ...tokens1, id_token: '$ID', token_type: 'DPoP' }), meBody));
+    write('sign_in', 'code-flow-no-userinfo-body', 0x00, signInBody);
     const bad = await fetch(metadata.userinfo_endpoint, { headers: { authorization: 'Bearer not-a-token' } });
     write('userinfo', 'invalid-token', 0x02, Buffer.from(await bad.arrayBuffer()));
 
@@ -152,6 +159,7 @@ const main = async () => {
     // Last: a replayed code revokes the grant (and so the refresh token above).
     const replay = await post(tokenEndpoint, exchange);
     write('token_response', 'replayed-code', 0x01, replay.body);
+    write('sign_in', 'invalid-grant', 0x01, replay.body);
 
     // 2. The hybrid flow by form POST to the listener.
     const p2 = pkce();

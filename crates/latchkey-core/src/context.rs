@@ -2,8 +2,7 @@
 //! world, and the state one account's sign-ins and session share in this process. A plain
 //! struct: the use cases are functions over `&Context` in `signin`, `session` and `oauth`.
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::CoreClient;
@@ -12,7 +11,7 @@ use openidconnect::{ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, En
 use crate::config::Config;
 use crate::discovery::{Discovery, Provider};
 use crate::dpop::{DpopKey, ProofClient};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flow::{PendingLogout, PendingSet};
 use crate::http::HttpClient;
 use crate::oauth::client_auth::ClientAuth;
@@ -36,7 +35,7 @@ pub(crate) type Client = CoreClient<
 pub(crate) struct Context {
     pub(crate) config: Config,
     pub(crate) ports: Ports,
-    http: OnceLock<std::result::Result<HttpClient, String>>,
+    http: HttpClient,
     pub(crate) vault: Vault,
     pub(crate) discovery: Discovery,
     /// Sign-ins this process started, awaiting their redirect.
@@ -60,8 +59,8 @@ impl Context {
             vault: Vault::new(store, ports.keychain_timeout),
             discovery: Discovery::new(&config.issuer, ports.cache_dir.clone()),
             config,
+            http: HttpClient::new(Arc::clone(&ports.http)),
             ports,
-            http: OnceLock::new(),
             pending: PendingSet::default(),
             pending_logout: Mutex::default(),
             refresh_gate: tokio::sync::Mutex::new(()),
@@ -69,23 +68,9 @@ impl Context {
         }
     }
 
-    /// Built on first use: loading the OS trust store costs milliseconds that a cached
-    /// `latchkey token` must not pay.
-    pub(crate) fn http(&self) -> Result<&HttpClient> {
-        self.http
-            .get_or_init(|| {
-                HttpClient::new(self.ports.identity.user_agent).map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(|e| Error::internal(e.clone()))
-    }
-
-    /// How long this process has waited for the provider so far, without building the client.
-    pub(crate) fn http_waited(&self) -> Option<Duration> {
-        self.http
-            .get()
-            .and_then(|h| h.as_ref().ok())
-            .map(HttpClient::waited)
+    /// The provider's HTTP client, over the HTTP port.
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -96,7 +81,7 @@ impl Context {
     /// sign-in or session has a key (RFC 9449).
     pub(crate) fn proof_client<'a>(&'a self, key: Option<&'a DpopKey>) -> Result<ProofClient<'a>> {
         Ok(ProofClient::new(
-            self.http()?,
+            self.http(),
             key,
             Arc::clone(&self.ports.clock),
         ))
@@ -104,7 +89,7 @@ impl Context {
 
     /// The provider's metadata, from the discovery cache when fresh (OIDC Discovery §4).
     pub(crate) async fn provider(&self) -> Result<Arc<Provider>> {
-        self.discovery.get(self.http()?, self.now()).await
+        self.discovery.get(self.http(), self.now()).await
     }
 
     /// The provider's client for this configuration, authenticating as [`ClientAuth::choose`]

@@ -67,24 +67,125 @@ pub enum HttpError {
     DpopNonce { host: String },
 }
 
-/// The HTTP client. Cheap to clone.
+/// What an HTTP answer is worth before the policy above is applied to it.
+pub type HttpResult = Result<HttpResponse, HttpError>;
+
+/// The HTTP port: sends one request and returns the server's answer as it came, its body read
+/// (at most [`MAX_BODY`] bytes). [`SystemHttp`] is the network; tests and fuzzers put a fake
+/// provider here (see [`crate::Ports::http`]). [`HttpClient`] applies the policy (no
+/// redirects, 5xx as transient, the body cap) over any transport, so a fake one is held to it too.
+pub trait HttpTransport: Send + Sync + fmt::Debug {
+    fn send(&self, request: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResult> + Send + '_>>;
+}
+
+/// The network, over reqwest with the settings listed in this module's documentation. The
+/// client is built on first use: loading the OS trust store costs milliseconds that a cached
+/// `latchkey token` must not pay.
+#[derive(Debug)]
+pub struct SystemHttp {
+    user_agent: &'static str,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl SystemHttp {
+    /// A transport that sends `user_agent` (the app's [`crate::AppIdentity::user_agent`]).
+    pub fn new(user_agent: &'static str) -> Self {
+        Self {
+            user_agent,
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, HttpError> {
+        self.client
+            .get_or_init(|| base(self.user_agent).build().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| HttpError::Other {
+                host: "-".into(),
+                reason: format!("cannot set up TLS: {e}"),
+            })
+    }
+}
+
+impl HttpTransport for SystemHttp {
+    fn send(&self, request: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResult> + Send + '_>> {
+        Box::pin(async move { send_with(self.client()?, request).await })
+    }
+}
+
+/// A reqwest client that connects to one host only at addresses the caller checked.
+#[derive(Debug)]
+struct PinnedHttp(reqwest::Client);
+
+impl HttpTransport for PinnedHttp {
+    fn send(&self, request: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResult> + Send + '_>> {
+        Box::pin(send_with(&self.0, request))
+    }
+}
+
+/// One exchange over reqwest: the body is read only up to [`MAX_BODY`], and not at all when
+/// the status is one the policy refuses anyway.
+async fn send_with(client: &reqwest::Client, request: HttpRequest) -> HttpResult {
+    let (parts, body) = request.into_parts();
+    let url = parts.uri.to_string();
+    let host = host_of(&url);
+    let mut builder = client
+        .request(parts.method, &url)
+        .headers(parts.headers)
+        .body(body);
+    if let Some(v) = parts.extensions.get::<reqwest::Version>() {
+        builder = builder.version(*v);
+    }
+    let response = builder.send().await.map_err(|e| classify(&host, &e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    if !(status.is_server_error() || status.is_redirection()) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY as u64)
+        {
+            return Err(HttpError::TooLarge { host });
+        }
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| classify(&host, &e))?;
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(HttpError::TooLarge { host });
+            }
+            body.extend_from_slice(&chunk);
+        }
+    }
+    let mut out = HttpResponse::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// The HTTP client every provider call goes through: a transport, the policy, and the time
+/// spent waiting. Cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: reqwest::Client,
+    transport: Arc<dyn HttpTransport>,
     /// Total time spent waiting on the provider, for the sign-in timing split.
     waited_nanos: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpClient").finish_non_exhaustive()
+        f.debug_struct("HttpClient")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
     }
 }
 
 impl HttpClient {
-    /// A client that sends `user_agent` (the app's [`crate::AppIdentity::user_agent`]).
-    pub fn new(user_agent: &str) -> Result<Self, HttpError> {
-        Self::build(base(user_agent))
+    /// A client over `transport` ([`SystemHttp`] for the network).
+    pub fn new(transport: Arc<dyn HttpTransport>) -> Self {
+        Self {
+            transport,
+            waited_nanos: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// A client that connects to `host` only at `addrs`, which the caller has checked. For the
@@ -101,18 +202,14 @@ impl HttpClient {
         host: &str,
         addrs: &[SocketAddr],
     ) -> Result<Self, HttpError> {
-        Self::build(base(user_agent).resolve_to_addrs(host, addrs))
-    }
-
-    fn build(builder: reqwest::ClientBuilder) -> Result<Self, HttpError> {
-        let inner = builder.build().map_err(|e| HttpError::Other {
-            host: "-".into(),
-            reason: format!("cannot set up TLS: {e}"),
-        })?;
-        Ok(Self {
-            inner,
-            waited_nanos: Arc::new(AtomicU64::new(0)),
-        })
+        let client = base(user_agent)
+            .resolve_to_addrs(host, addrs)
+            .build()
+            .map_err(|e| HttpError::Other {
+                host: "-".into(),
+                reason: format!("cannot set up TLS: {e}"),
+            })?;
+        Ok(Self::new(Arc::new(PinnedHttp(client))))
     }
 
     /// Time spent waiting on the network since this client was made.
@@ -120,58 +217,33 @@ impl HttpClient {
         Duration::from_nanos(self.waited_nanos.load(Ordering::Relaxed))
     }
 
-    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    async fn execute(&self, request: HttpRequest) -> HttpResult {
+        let host = host_of(&request.uri().to_string());
         let started = Instant::now();
-        let result = self.execute_inner(request).await;
+        let result = self.transport.send(request).await;
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.waited_nanos.fetch_add(nanos, Ordering::Relaxed);
-        result
+        policy(host, result?)
     }
+}
 
-    async fn execute_inner(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let (parts, body) = request.into_parts();
-        let url = parts.uri.to_string();
-        let host = host_of(&url);
-        let mut builder = self
-            .inner
-            .request(parts.method, &url)
-            .headers(parts.headers)
-            .body(body);
-        if let Some(v) = parts.extensions.get::<reqwest::Version>() {
-            builder = builder.version(*v);
-        }
-        let response = builder.send().await.map_err(|e| classify(&host, &e))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(HttpError::ServerError {
-                host,
-                status: status.as_u16(),
-            });
-        }
-        if status.is_redirection() {
-            return Err(HttpError::Redirect { host });
-        }
-        let headers = response.headers().clone();
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY as u64)
-        {
-            return Err(HttpError::TooLarge { host });
-        }
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| classify(&host, &e))?;
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(HttpError::TooLarge { host });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let mut out = HttpResponse::new(body);
-        *out.status_mut() = status;
-        *out.headers_mut() = headers;
-        Ok(out)
+/// What no caller may see: a redirect (never followed, RFC 9700 §4.11), a server error (a
+/// transient failure, never an OAuth answer), or a body above [`MAX_BODY`].
+fn policy(host: String, response: HttpResponse) -> HttpResult {
+    let status = response.status();
+    if status.is_server_error() {
+        return Err(HttpError::ServerError {
+            host,
+            status: status.as_u16(),
+        });
     }
+    if status.is_redirection() {
+        return Err(HttpError::Redirect { host });
+    }
+    if response.body().len() > MAX_BODY {
+        return Err(HttpError::TooLarge { host });
+    }
+    Ok(response)
 }
 
 /// How long an idle connection is kept for reuse.
@@ -364,6 +436,51 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for HttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transport that answers every request with one status and body.
+    #[derive(Debug)]
+    struct Fixed(u16, usize);
+
+    impl HttpTransport for Fixed {
+        fn send(&self, _: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResult> + Send + '_>> {
+            let mut response = HttpResponse::new(vec![b'x'; self.1]);
+            *response.status_mut() =
+                openidconnect::http::StatusCode::from_u16(self.0).expect("status");
+            Box::pin(async move { Ok(response) })
+        }
+    }
+
+    async fn through_policy(status: u16, len: usize) -> HttpResult {
+        use openidconnect::AsyncHttpClient as _;
+        let client = HttpClient::new(Arc::new(Fixed(status, len)));
+        let request = openidconnect::http::Request::builder()
+            .uri("https://id.example/token?code=secret")
+            .body(Vec::new())
+            .expect("request");
+        client.call(request).await
+    }
+
+    /// The policy holds over any transport, a fake provider's too: a 5xx is transient, a
+    /// redirect is not followed, a body above the cap is refused; the host named has no query.
+    #[tokio::test]
+    async fn the_policy_applies_over_any_transport() {
+        match through_policy(503, 10).await {
+            Err(HttpError::ServerError { host, status }) => {
+                assert_eq!((host.as_str(), status), ("https://id.example", 503));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            through_policy(302, 0).await,
+            Err(HttpError::Redirect { .. })
+        ));
+        assert!(matches!(
+            through_policy(200, MAX_BODY + 1).await,
+            Err(HttpError::TooLarge { .. })
+        ));
+        let ok = through_policy(200, MAX_BODY).await.expect("at the cap");
+        assert_eq!(ok.body().len(), MAX_BODY);
+    }
 
     #[test]
     fn a_certificate_error_is_found_inside_the_io_error_that_carries_it() {

@@ -1,5 +1,5 @@
-//! The ports: everything the core needs from the world (keychain, browser, clock, token cache,
-//! folders), passed in so tests and other front ends can swap each one.
+//! The ports: everything the core needs from the world (keychain, browser, clock, HTTP, token
+//! cache, folders), passed in so tests and other front ends can swap each one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::AppIdentity;
 use crate::browser::{BrowserLauncher, SystemBrowser};
 use crate::clock::{Clock, SystemClock};
+use crate::http::{HttpTransport, SystemHttp};
 use crate::store::{KEYCHAIN_TIMEOUT, SecretStore, SystemStore};
 use crate::token_cache::TokenCache;
 
@@ -17,6 +18,9 @@ pub struct Ports {
     pub store: Arc<dyn SecretStore>,
     pub browser: Arc<dyn BrowserLauncher>,
     pub clock: Arc<dyn Clock>,
+    /// Every call to the provider (discovery, token, userinfo, PAR, revocation, device). The
+    /// profile picture alone goes to the network directly, pinned to the addresses it checked.
+    pub http: Arc<dyn HttpTransport>,
     /// Where discovery documents and lock files go; `None` uses the OS cache directory.
     pub cache_dir: Option<PathBuf>,
     pub keychain_timeout: Duration,
@@ -27,7 +31,7 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// The real OS keychain (under `identity`'s service), system browser and clock. The keychain
+    /// The real OS keychain (under `identity`'s service), system browser, clock and network. The keychain
     /// follows each configuration's `store` key; `<PREFIX>_TOKEN_CACHE=off` turns the
     /// access-token cache's reads and writes off, never its clearing: a token another process
     /// cached must not outlive a logout, `invalid_grant` or a refused token in this one.
@@ -50,6 +54,7 @@ impl Ports {
             store: Arc::new(store),
             browser: Arc::new(SystemBrowser::from_env()),
             clock: Arc::new(SystemClock),
+            http: Arc::new(SystemHttp::new(identity.user_agent)),
             cache_dir: identity.cache_dir(),
             keychain_timeout,
             token_cache: match env("TOKEN_CACHE").as_deref() {

@@ -11,7 +11,7 @@ use crate::oauth::transient_http;
 /// bypassing the cache: whether the provider answers *today*, as `doctor` reports it.
 pub(crate) async fn check_provider_live(ctx: &Context) -> Result<()> {
     ctx.discovery
-        .get_fresh(ctx.http()?, ctx.now())
+        .get_fresh(ctx.http(), ctx.now())
         .await
         .map(|_| ())
 }
@@ -34,7 +34,7 @@ pub(crate) async fn provider_clock_skew(ctx: &Context) -> Result<Option<chrono::
         .map_err(|e| Error::new(ErrorKind::ProviderInvalid, format!("discovery URL: {e}")))?;
     let before = ctx.now();
     let response = ctx
-        .http()?
+        .http()
         .call(request)
         .await
         .map_err(|e| transient_http("asking the provider for its time", &e))?;

@@ -85,6 +85,7 @@ pub(crate) fn offline_with_cache(
         store,
         browser: Arc::new(NoBrowser),
         clock: Arc::new(SystemClock),
+        http: Arc::new(crate::http::SystemHttp::new(AppIdentity::TEST.user_agent)),
         cache_dir: Some(cache.to_path_buf()),
         keychain_timeout: Duration::from_secs(5),
         token_cache,

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use base64::Engine as _;
@@ -20,9 +20,11 @@ use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use tokio::io::{AsyncRead, ReadBuf};
 use url::Url;
 
+mod sign_in;
 mod world;
 use crate::discovery::{self, Provider};
 use crate::{AppIdentity, config, deep_link, flow, loopback, store};
+use sign_in::{FakeProvider, Reply};
 use world::{Answer, World};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -69,6 +71,11 @@ fn fuzz_key() -> &'static CoreEdDsaPrivateSigningKey {
 #[derive(Debug)]
 pub struct Fixture {
     world: World,
+    /// The provider behind the HTTP port, serving the fixture's discovery document and JWKS.
+    provider: Arc<FakeProvider>,
+    issuer: String,
+    client_id: String,
+    now: DateTime<Utc>,
 }
 
 #[derive(serde::Deserialize)]
@@ -101,11 +108,19 @@ impl Fixture {
             let jwks = discovery::parse_jwks(&f.jwks).expect("the fixture's JWKS");
             let mut keys = jwks.keys().clone();
             keys.push(fuzz_key().as_verification_key());
-            let provider = Provider::for_tests(metadata, CoreJsonWebKeySet::new(keys));
+            let jwks = CoreJsonWebKeySet::new(keys);
+            let served = serde_json::to_value(&jwks).expect("a JWKS serializes");
+            // The provider behind the port offers DPoP too, so a sign-in can ask for it.
+            let mut offered = metadata.clone();
+            offered["dpop_signing_alg_values_supported"] = serde_json::json!(["ES256"]);
+            let http = Arc::new(FakeProvider::new(&offered, &served));
+            let issuer = metadata["issuer"].as_str().unwrap_or_default().to_owned();
+            let provider = Provider::for_tests(metadata, jwks);
             let now = DateTime::<Utc>::from_timestamp(f.now, 0).expect("fixture time");
             Fixture {
                 world: World::new(
                     provider,
+                    http.clone(),
                     &f.client_id,
                     now,
                     &f.nonce,
@@ -113,9 +128,27 @@ impl Fixture {
                     &f.access_token,
                     &f.scheme,
                 ),
+                provider: http,
+                issuer,
+                client_id: f.client_id,
+                now,
             }
         })
     }
+}
+
+/// A JWT signed with the fuzz key (EdDSA), whose payload is `claims` as they are.
+fn signed_jwt(claims: &[u8]) -> Option<String> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"EdDSA","kid":"fuzz-ed","typ":"JWT"}"#),
+        b64.encode(claims)
+    );
+    let signature = fuzz_key()
+        .sign(&CoreJwsSigningAlgorithm::EdDsa, input.as_bytes())
+        .ok()?;
+    Some(format!("{input}.{}", b64.encode(signature)))
 }
 
 // ----- targets -------------------------------------------------------------------------------
@@ -250,6 +283,53 @@ pub fn discovery(fx: &Fixture, data: &[u8]) {
     }
 }
 
+/// A whole sign-in (code flow, PKCE) through the public API with the provider behind the HTTP
+/// port, then `token`, `headers` and the git credential answer from the session it built.
+/// Byte 0: bits 0-1 the token endpoint's status (200, 400, 401, 500), bit 2 DPoP on, bit 3
+/// userinfo answers 401. The rest, split at the first NUL: the token endpoint's body, in which
+/// `$ID` stands for an ID token signed for this sign-in (issuer, client, nonce, sub `alice`),
+/// and the userinfo body (`{"sub":"alice"}` when there is no NUL).
+pub fn sign_in(fx: &Fixture, data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let (token, userinfo) = split(rest);
+    let token = Reply {
+        status: [200, 400, 401, 500][usize::from(flags & 3)],
+        body: token.to_vec(),
+    };
+    let userinfo = Reply {
+        status: if flags & 8 == 0 { 200 } else { 401 },
+        body: userinfo.unwrap_or(br#"{"sub":"alice"}"#).to_vec(),
+    };
+    let latchkey = sign_in::account(
+        &fx.provider,
+        &fx.issuer,
+        &fx.client_id,
+        fx.now,
+        flags & 4 != 0,
+    );
+    let id_token = |nonce: &str| {
+        let claims = serde_json::json!({
+            "iss": fx.issuer,
+            "sub": "alice",
+            "aud": fx.client_id,
+            "iat": fx.now.timestamp(),
+            "exp": fx.now.timestamp() + 600,
+            "nonce": nonce,
+        });
+        signed_jwt(claims.to_string().as_bytes())
+    };
+    block_on(sign_in::sign_in(
+        &latchkey,
+        &fx.issuer,
+        &fx.provider,
+        token,
+        userinfo,
+        id_token,
+    ));
+}
+
 /// An ID token. Byte 0: bit 0 structured (the rest is the claims JSON, signed with the fuzz
 /// key, so mutations reach the claim checks past the signature), else the rest is the token's
 /// text; bit 1 the front channel (else the token endpoint); bit 2 with the code (`c_hash`) in
@@ -259,17 +339,10 @@ pub fn id_token(fx: &Fixture, data: &[u8]) {
         return;
     };
     let token = if flags & 1 != 0 {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let input = format!(
-            "{}.{}",
-            b64.encode(br#"{"alg":"EdDSA","kid":"fuzz-ed","typ":"JWT"}"#),
-            b64.encode(rest)
-        );
-        let Ok(signature) = fuzz_key().sign(&CoreJwsSigningAlgorithm::EdDsa, input.as_bytes())
-        else {
+        let Some(token) = signed_jwt(rest) else {
             return;
         };
-        format!("{input}.{}", b64.encode(signature))
+        token
     } else {
         text(rest).into_owned()
     };

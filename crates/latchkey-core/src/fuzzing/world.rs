@@ -22,7 +22,7 @@ use crate::context::Client;
 use crate::discovery::Provider;
 use crate::dpop::DpopKey;
 use crate::flow::ResponseMode;
-use crate::http::HttpError;
+use crate::http::{HttpError, HttpTransport};
 use crate::oauth::client_auth::ClientAuth;
 use crate::oauth::token::redeem_with;
 use crate::oauth::userinfo::{Profile, UserInfo, userinfo_error};
@@ -64,7 +64,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Answer {
 }
 
 #[derive(Debug)]
-struct FixedClock(DateTime<Utc>);
+pub(crate) struct FixedClock(pub DateTime<Utc>);
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
@@ -73,7 +73,7 @@ impl Clock for FixedClock {
 }
 
 #[derive(Debug)]
-struct NoBrowser;
+pub(crate) struct NoBrowser;
 
 impl BrowserLauncher for NoBrowser {
     fn open(&self, _: &Url) -> std::result::Result<(), String> {
@@ -97,9 +97,12 @@ pub(crate) struct World {
 }
 
 impl World {
-    /// Outside any runtime (the discovery seed takes a blocking lock).
+    /// Outside any runtime (the discovery seed takes a blocking lock). `http` is the provider
+    /// behind the HTTP port, for the calls a use case makes on its own (discovery is seeded).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         mut provider: Provider,
+        http: Arc<dyn HttpTransport>,
         client_id: &str,
         now: DateTime<Utc>,
         nonce: &str,
@@ -133,6 +136,7 @@ impl World {
             store: Arc::new(MemoryStore::new(2000)),
             browser: Arc::new(NoBrowser),
             clock: Arc::new(FixedClock(now)),
+            http,
             cache_dir: None,
             keychain_timeout: Duration::from_secs(5),
             token_cache: None,

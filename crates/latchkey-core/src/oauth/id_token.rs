@@ -24,7 +24,7 @@ async fn with_rotation(
 ) -> Result<Claims> {
     match verify(provider) {
         Err(VerifyError::UnknownKey) => {
-            let Some(fresh) = ctx.discovery.refetch_jwks(ctx.http()?, now).await? else {
+            let Some(fresh) = ctx.discovery.refetch_jwks(ctx.http(), now).await? else {
                 return Err(VerifyError::UnknownKey.into_error());
             };
             verify(&fresh).map_err(VerifyError::into_error)

@@ -19,7 +19,7 @@ pub(crate) async fn revoke(ctx: &Context, provider: &Provider, session: &Session
         None => (session.access_token.as_str(), "access_token"),
     };
     let response = form::post(
-        ctx.http()?,
+        ctx.http(),
         endpoint,
         ("revocation endpoint", "revoking"),
         ClientAuth::choose(&ctx.config, provider)?,

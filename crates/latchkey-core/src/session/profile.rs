@@ -116,7 +116,7 @@ pub(crate) async fn provider_for_userinfo(
     if cached.is_none() || cached == bound {
         return Ok(current);
     }
-    let fresh = ctx.discovery.get_fresh(ctx.http()?, ctx.now()).await?;
+    let fresh = ctx.discovery.get_fresh(ctx.http(), ctx.now()).await?;
     let now = fresh.endpoints().userinfo;
     match bound {
         None => Ok(fresh),

@@ -190,7 +190,7 @@ pub(crate) async fn provider_for(
     tracing::info!(
         "the cached provider metadata does not match the session's endpoints; fetching it again"
     );
-    let fresh = ctx.discovery.get_fresh(ctx.http()?, ctx.now()).await?;
+    let fresh = ctx.discovery.get_fresh(ctx.http(), ctx.now()).await?;
     let Some(bound) = &session.endpoints else {
         // Stored before the endpoints were recorded: the issuer's own answer is used (and
         // recorded with the refreshed session).

@@ -26,7 +26,7 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
     let (flow, mode) = policy::browser_flow(ctx, redirect_uri)?;
     // Fresh from the issuer (OIDC Discovery §4, over TLS), not the disk cache: these endpoints
     // get the code, the verifier and any client secret, and are bound into the session.
-    let provider = ctx.discovery.get_fresh(ctx.http()?, ctx.now()).await?;
+    let provider = ctx.discovery.get_fresh(ctx.http(), ctx.now()).await?;
     policy::browser_flow_offered(&provider, flow, mode)?;
     // Decided now, so a provider that cannot honour `par` fails before any browser opens.
     let par_endpoint = policy::par_endpoint(ctx.config.par, &provider)?;
@@ -48,7 +48,7 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
     .url(ctx, &ctx.client(&provider)?);
     let url = match par_endpoint {
         Some(endpoint) => par::push(
-            ctx.http()?,
+            ctx.http(),
             endpoint,
             ClientAuth::choose(&ctx.config, &provider)?,
             &ctx.config,
@@ -191,6 +191,7 @@ mod tests {
             store: Arc::new(crate::store::MemoryStore::new(200)),
             browser: Arc::new(NoBrowser),
             clock: Arc::new(SystemClock),
+            http: Arc::new(crate::http::SystemHttp::new(AppIdentity::TEST.user_agent)),
             cache_dir: Some(cache.path().to_path_buf()),
             keychain_timeout: Duration::from_secs(5),
             token_cache: None,

@@ -44,7 +44,7 @@ pub(crate) async fn resume_params(
     mode: ResponseMode,
 ) -> Result<Identity> {
     let started = Instant::now();
-    let waited_before = ctx.http_waited();
+    let waited_before = ctx.http().waited();
     let pending = ctx.pending.take(params.state.as_deref(), mode, ctx.now())?;
     if !flow::same_endpoint(&url, &pending.redirect_uri) {
         return Err(Error::new(

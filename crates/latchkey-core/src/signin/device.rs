@@ -95,7 +95,7 @@ pub(crate) async fn begin_device(ctx: &Context) -> Result<DeviceSignIn> {
     // As in `begin`: a session that could not be stored fails before the user does anything.
     repo::ready_for_new_session(ctx).await?;
     // Fresh from the issuer, as in `begin`: the device code and every poll go to its endpoints.
-    let provider = ctx.discovery.get_fresh(ctx.http()?, ctx.now()).await?;
+    let provider = ctx.discovery.get_fresh(ctx.http(), ctx.now()).await?;
     let Some(endpoint) = provider.extra().device_authorization_endpoint.clone() else {
         return Err(Error::new(
             ErrorKind::ProviderInvalid,
@@ -127,7 +127,7 @@ pub(crate) async fn begin_device(ctx: &Context) -> Result<DeviceSignIn> {
         request = request.add_extra_param(k.clone(), v.clone());
     }
     let response: CoreDeviceAuthorizationResponse = request
-        .request_async(ctx.http()?)
+        .request_async(ctx.http())
         .await
         .map_err(|e| token_error(&e).context("asking for a device code"))?;
 

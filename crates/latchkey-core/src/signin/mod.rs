@@ -56,14 +56,11 @@ pub(crate) async fn signed_in(
     ctx: &Context,
     session: &Session,
     started: Instant,
-    waited_before: Option<Duration>,
+    waited_before: Duration,
 ) -> Result<Identity> {
     store_new_session(ctx, session).await?;
     let total = started.elapsed();
-    let provider_wait = ctx
-        .http()?
-        .waited()
-        .saturating_sub(waited_before.unwrap_or_default());
+    let provider_wait = ctx.http().waited().saturating_sub(waited_before);
     tracing::info!(
         total_ms = total.as_secs_f64() * 1e3,
         provider_ms = provider_wait.as_secs_f64() * 1e3,
