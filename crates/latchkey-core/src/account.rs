@@ -84,6 +84,12 @@ impl Latchkey {
         authorize::begin(&self.ctx, redirect_uri).await
     }
 
+    /// The URL to open again for the sign-in in progress whose page was `url`: the same, or
+    /// for a pushed request (RFC 9126) whose `request_uri` has expired, a fresh push's.
+    pub async fn url_to_reopen(&self, url: &Url) -> Result<Url> {
+        authorize::url_to_reopen(&self.ctx, url).await
+    }
+
     /// Opens a URL in the system browser (or `$BROWSER`).
     pub fn open_browser(&self, url: &Url) -> Result<()> {
         authorize::open_browser(&self.ctx, url)

@@ -168,6 +168,8 @@ pub(crate) struct Pending {
     pub expires_at: DateTime<Utc>,
     /// Whether the request was pushed (RFC 9126), recorded with the session.
     pub par: bool,
+    /// The URL the browser opens, and for a pushed request what it takes to push it again.
+    pub opened: Opened,
     /// `code`, `hybrid` or `implicit`: what the response must carry.
     pub flow: FlowChoice,
     /// How the response must arrive.
@@ -187,6 +189,23 @@ impl std::fmt::Debug for Pending {
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// The URL a sign-in's browser opens. A pushed request's `request_uri` expires (RFC 9126 §2.2
+/// `expires_in`), so the request as built and the endpoint it went to are kept: opening the
+/// page again after that pushes it anew (same state, nonce and PKCE challenge).
+#[derive(Debug, Clone)]
+pub(crate) struct Opened {
+    pub url: Url,
+    pub push: Option<Push>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Push {
+    pub endpoint: String,
+    /// The authorization request before its parameters moved to the back channel.
+    pub request: Url,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// At most this many sign-ins wait at once; starting another drops the oldest.
@@ -220,6 +239,28 @@ impl PendingSet {
 
     pub(crate) fn is_waiting(&self, now: DateTime<Utc>) -> bool {
         self.lock().iter().any(|e| e.expires_at > now)
+    }
+
+    /// The waiting sign-in whose browser opened `url`: how it was opened, and its provider.
+    pub(crate) fn opened(
+        &self,
+        url: &Url,
+        now: DateTime<Utc>,
+    ) -> Option<(Opened, std::sync::Arc<crate::discovery::Provider>)> {
+        self.lock()
+            .iter()
+            .find(|e| e.expires_at > now && e.opened.url == *url)
+            .map(|e| (e.opened.clone(), std::sync::Arc::clone(&e.provider)))
+    }
+
+    /// The sign-in that opened `old` opens `url` from now on, its push good until `expires_at`.
+    pub(crate) fn reopened(&self, old: &Url, url: Url, expires_at: Option<DateTime<Utc>>) {
+        if let Some(e) = self.lock().iter_mut().find(|e| e.opened.url == *old) {
+            e.opened.url = url;
+            if let Some(push) = e.opened.push.as_mut() {
+                push.expires_at = expires_at;
+            }
+        }
     }
 
     /// Finds and removes the sign-in this `state` belongs to, when the response came as `mode`.
@@ -306,6 +347,10 @@ mod tests {
             redirect_uri: Url::parse("com.example.app:/callback").expect("url"),
             expires_at,
             par: false,
+            opened: Opened {
+                url: Url::parse("https://id.example/auth").expect("url"),
+                push: None,
+            },
             flow: FlowChoice::Code,
             mode: ResponseMode::Query,
             dpop: None,

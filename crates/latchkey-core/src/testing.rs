@@ -178,6 +178,26 @@ pub(crate) async fn damage(store: &MemoryStore, latchkey: &Latchkey) {
     assert!(e.message().contains("missing"), "{e}");
 }
 
+/// A clock the test moves forward.
+#[derive(Debug)]
+pub(crate) struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub(crate) fn new(at: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(at))
+    }
+
+    pub(crate) fn advance(&self, secs: i64) {
+        *self.0.lock().expect("clock") += chrono::Duration::seconds(secs);
+    }
+}
+
+impl crate::clock::Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock")
+    }
+}
+
 pub(crate) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000, 0).expect("ts")
 }

@@ -47,7 +47,7 @@ pub(crate) async fn cancel_sign_in(state: State<'_, AppState>) -> Result<ViewMod
 
 #[tauri::command]
 pub(crate) async fn open_browser_again(state: State<'_, AppState>) -> Result<ViewModel, UiError> {
-    state.open_browser_again()
+    state.open_browser_again().await
 }
 
 #[tauri::command]

@@ -7,6 +7,7 @@
 //! pushed request, so whatever the flows add (`response_mode`, `dpop_jkt`, extra parameters)
 //! travels the same way without being listed here.
 
+use chrono::{DateTime, Utc};
 use openidconnect::http::StatusCode;
 use url::Url;
 
@@ -20,6 +21,15 @@ use crate::http::HttpClient;
 /// opens, so an absurd one is refused rather than passed on.
 const MAX_REQUEST_URI: usize = 2048;
 
+/// What a push gave: the URL for the browser, and until when its `request_uri` is good.
+#[derive(Debug, Clone)]
+pub(crate) struct Pushed {
+    pub url: Url,
+    /// `now + expires_in` (§2.2). `None` when the provider left it out (it is REQUIRED there):
+    /// then the request counts as used up once opened, and opening it again pushes anew.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// RFC 9126 §2: POSTs every parameter of `authorization_url` to `endpoint`, with the client's
 /// authentication, and returns the URL for the browser: the authorization endpoint with only
 /// `client_id` and `request_uri` (§4).
@@ -30,7 +40,8 @@ pub(crate) async fn push(
     config: &Config,
     authorization_endpoint: &Url,
     authorization_url: &Url,
-) -> Result<Url> {
+    now: DateTime<Utc>,
+) -> Result<Pushed> {
     let refused = |code: &str, description: Option<&str>| {
         Error::oauth(
             ErrorKind::ProviderError,
@@ -71,6 +82,13 @@ pub(crate) async fn push(
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
+    // §2.2: a positive integer of seconds; a day at most, whatever the provider says.
+    let expires_at = json
+        .as_ref()
+        .and_then(|v| v.get("expires_in"))
+        .and_then(serde_json::Value::as_u64)
+        .filter(|s| *s > 0)
+        .map(|s| now + chrono::Duration::seconds(s.min(86_400) as i64));
     // §2.2: 201 Created; 200 is tolerated. §2.3: errors are RFC 6749 §5.2 JSON.
     if !matches!(response.status(), StatusCode::CREATED | StatusCode::OK) {
         return Err(match field("error") {
@@ -99,5 +117,5 @@ pub(crate) async fn push(
     url.query_pairs_mut()
         .append_pair("client_id", &config.client_id)
         .append_pair("request_uri", &request_uri);
-    Ok(url)
+    Ok(Pushed { url, expires_at })
 }

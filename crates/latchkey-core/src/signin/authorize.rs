@@ -13,7 +13,7 @@ use crate::config::FlowChoice;
 use crate::context::{Client, Context};
 use crate::dpop::DpopKey;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{Pending, ResponseMode};
+use crate::flow::{Opened, Pending, Push, ResponseMode};
 use crate::oauth::client_auth::ClientAuth;
 use crate::oauth::par;
 use crate::session::repo;
@@ -46,18 +46,29 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
         dpop: dpop_key.as_ref(),
     }
     .url(ctx, &ctx.client(&provider)?);
-    let url = match par_endpoint {
-        Some(endpoint) => par::push(
-            ctx.http(),
-            endpoint,
-            ClientAuth::choose(&ctx.config, &provider)?,
-            &ctx.config,
-            provider.metadata.authorization_endpoint().url(),
-            &url,
-        )
-        .await
-        .map_err(|e| e.context("before opening the browser"))?,
-        None => url,
+    let opened = match par_endpoint {
+        Some(endpoint) => {
+            let pushed = par::push(
+                ctx.http(),
+                endpoint,
+                ClientAuth::choose(&ctx.config, &provider)?,
+                &ctx.config,
+                provider.metadata.authorization_endpoint().url(),
+                &url,
+                ctx.now(),
+            )
+            .await
+            .map_err(|e| e.context("before opening the browser"))?;
+            Opened {
+                url: pushed.url,
+                push: Some(Push {
+                    endpoint: endpoint.to_owned(),
+                    request: url,
+                    expires_at: pushed.expires_at,
+                }),
+            }
+        }
+        None => Opened { url, push: None },
     };
     let now = ctx.now();
     let expires_at = now
@@ -71,6 +82,7 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
             redirect_uri: redirect_uri.clone(),
             expires_at,
             par: par_endpoint.is_some(),
+            opened: opened.clone(),
             flow,
             mode,
             dpop: dpop_key,
@@ -79,7 +91,7 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
         now,
     );
     Ok(SignIn {
-        url,
+        url: opened.url,
         redirect_uri: redirect_uri.clone(),
         expires_at,
     })
@@ -161,6 +173,42 @@ fn refuse_logout_return_as_redirect(ctx: &Context, redirect_uri: &Url) -> Result
     }
 }
 
+/// The URL to open again for the waiting sign-in whose browser opened `url`: the same URL,
+/// unless the request was pushed and its `request_uri` has expired or is about to (RFC 9126
+/// §2.2 `expires_in`; one without it counts as used). Then the request is pushed again with the
+/// same state, nonce and PKCE challenge, and the new URL replaces the old one.
+pub(crate) async fn url_to_reopen(ctx: &Context, url: &Url) -> Result<Url> {
+    let now = ctx.now();
+    let Some((opened, provider)) = ctx.pending.opened(url, now) else {
+        return Err(Error::new(
+            ErrorKind::TimedOut,
+            "the sign-in that opened this page is over (timed out, cancelled or done); sign in again",
+        ));
+    };
+    let Some(push) = opened.push else {
+        return Ok(opened.url);
+    };
+    // The time it takes the browser to open the page and the user to get through it.
+    let margin = chrono::Duration::seconds(10);
+    if push.expires_at.is_some_and(|t| t > now + margin) {
+        return Ok(opened.url);
+    }
+    let pushed = par::push(
+        ctx.http(),
+        &push.endpoint,
+        ClientAuth::choose(&ctx.config, &provider)?,
+        &ctx.config,
+        provider.metadata.authorization_endpoint().url(),
+        &push.request,
+        now,
+    )
+    .await
+    .map_err(|e| e.context("before opening the browser again"))?;
+    ctx.pending
+        .reopened(url, pushed.url.clone(), pushed.expires_at);
+    Ok(pushed.url)
+}
+
 /// Opens a URL in the system browser (or `$BROWSER`).
 pub(crate) fn open_browser(ctx: &Context, url: &Url) -> Result<()> {
     ctx.ports
@@ -205,5 +253,56 @@ mod tests {
                 .contains("`post_logout_redirect_uri` is the sign-in redirect"),
             "{e}"
         );
+    }
+
+    /// RFC 9126 §2.2: a pushed request's `request_uri` expires. Opening the page again pushes
+    /// the request anew once it has (10 s margin), not before, and the new URL is the sign-in's.
+    #[tokio::test]
+    async fn opening_again_pushes_anew_once_the_request_uri_expired() {
+        let stub = testing::Stub::start().await;
+        let issuer = stub.base.clone();
+        let mut metadata = testing::metadata(&issuer, "token", None);
+        metadata["pushed_authorization_request_endpoint"] =
+            serde_json::json!(format!("{issuer}/par"));
+        stub.route("/.well-known/openid-configuration", metadata.to_string());
+        stub.route("/jwks", r#"{"keys":[]}"#);
+        let push = |n: &str| format!(r#"{{"request_uri":"urn:example:{n}","expires_in":60}}"#);
+        stub.route("/par", push("one"));
+        let cache = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(testing::ManualClock::new(testing::now()));
+        let mut config = testing::config(&issuer);
+        config.par = crate::config::UseChoice::Always;
+        let ports = Ports {
+            store: Arc::new(crate::store::MemoryStore::new(200)),
+            browser: Arc::new(NoBrowser),
+            clock: clock.clone(),
+            http: Arc::new(crate::http::SystemHttp::new(AppIdentity::TEST.user_agent)),
+            cache_dir: Some(cache.path().to_path_buf()),
+            keychain_timeout: Duration::from_secs(5),
+            token_cache: None,
+            identity: AppIdentity::TEST,
+        };
+        let latchkey = Latchkey::new(config, ports);
+        let redirect = Url::parse("http://127.0.0.1:5000/callback").expect("url");
+        let first = latchkey.begin(&redirect).await.expect("begin").url;
+        assert!(first.as_str().contains("urn%3Aexample%3Aone"), "{first}");
+        assert_eq!(stub.hits("/par"), 1);
+
+        // 45 s on, 15 s are left: the same page.
+        clock.advance(45);
+        let same = latchkey.url_to_reopen(&first).await.expect("reopen");
+        assert_eq!(same, first);
+        assert_eq!(stub.hits("/par"), 1, "not pushed again");
+
+        // 55 s on, within the margin: pushed again, and that URL is the sign-in's now.
+        stub.route("/par", push("two"));
+        clock.advance(10);
+        let again = latchkey.url_to_reopen(&first).await.expect("reopen");
+        assert!(again.as_str().contains("urn%3Aexample%3Atwo"), "{again}");
+        assert_eq!(stub.hits("/par"), 2);
+        assert_eq!(latchkey.url_to_reopen(&again).await.expect("reopen"), again);
+        assert_eq!(stub.hits("/par"), 2);
+        let old = latchkey.url_to_reopen(&first).await.expect_err("replaced");
+        assert_eq!(old.kind(), crate::ErrorKind::TimedOut);
     }
 }

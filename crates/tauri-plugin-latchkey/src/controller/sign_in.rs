@@ -58,11 +58,18 @@ impl AppState {
         self.update(|i| i.on_browser_opened(opened))
     }
 
-    pub(crate) fn open_browser_again(&self) -> Result<ViewModel, UiError> {
+    /// The same page, or for a pushed request whose `request_uri` has expired, a fresh push's
+    /// (the core decides, RFC 9126 §2.2).
+    pub(crate) async fn open_browser_again(&self) -> Result<ViewModel, UiError> {
         let lk = self.latchkey()?;
         let url = self.lock().sign_in_url.clone();
         let url = url
             .ok_or_else(|| UiError::new(UiErrorKind::NotSigningIn, "No sign-in is in progress"))?;
+        let url = match lk.url_to_reopen(&url).await {
+            Ok(url) => url,
+            Err(e) => return Ok(self.update(|i| i.on_browser_opened(Err(app_message(&e))))),
+        };
+        self.update(|i| i.on_reopened(&url));
         Ok(self.open_sign_in_page(&lk, &url))
     }
 

@@ -212,6 +212,18 @@ impl Inner {
         true
     }
 
+    /// "Open again" got `url` for the sign-in in progress (a pushed request pushed anew, RFC
+    /// 9126 §2.2): it is the page to open and to copy from now on.
+    pub(super) fn on_reopened(&mut self, url: &Url) {
+        if self.view.phase != Phase::Waiting {
+            return;
+        }
+        self.sign_in_url = Some(url.clone());
+        if let Some(w) = self.view.waiting.as_mut() {
+            w.sign_in_url = url.to_string();
+        }
+    }
+
     /// The browser was asked to open the sign-in page: `Err` says why it didn't.
     pub(super) fn on_browser_opened(&mut self, opened: Result<(), String>) {
         if let Some(w) = self.view.waiting.as_mut() {
@@ -558,6 +570,13 @@ mod tests {
         i.on_browser_opened(Ok(()));
         let w = i.view.waiting.clone().expect("waiting");
         assert!(w.browser_opened && w.browser_problem.is_none());
+
+        // A fresh push's URL replaces the page to open and the link to copy.
+        let pushed = Url::parse("https://id.example/auth?request_uri=urn:two").expect("url");
+        i.on_reopened(&pushed);
+        assert_eq!(i.sign_in_url, Some(pushed.clone()));
+        let w = i.view.waiting.clone().expect("waiting");
+        assert_eq!(w.sign_in_url, pushed.as_str());
     }
 
     #[test]
