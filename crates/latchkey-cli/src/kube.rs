@@ -8,7 +8,8 @@
 
 use std::io::IsTerminal as _;
 
-use latchkey_core::{Error, ErrorKind, Latchkey, TokenInfo};
+use latchkey_core::config::Config;
+use latchkey_core::{Error, ErrorKind, Latchkey, TokenInfo, sanitize};
 
 const V1: &str = "client.authentication.k8s.io/v1";
 const V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
@@ -27,6 +28,9 @@ pub enum Which {
 struct ExecInfo {
     api_version: &'static str,
     interactive: bool,
+    /// `spec.cluster.server`: the API server, when the kubeconfig's exec section sets
+    /// `provideClusterInfo: true`.
+    server: Option<String>,
 }
 
 fn exec_info(env: Option<&str>, stdin_is_terminal: bool) -> Result<ExecInfo, Error> {
@@ -35,6 +39,7 @@ fn exec_info(env: Option<&str>, stdin_is_terminal: bool) -> Result<ExecInfo, Err
         return Ok(ExecInfo {
             api_version: V1,
             interactive: stdin_is_terminal,
+            server: None,
         });
     };
     let bad = |why: &str| Error::config(format!("$KUBERNETES_EXEC_INFO {why}"));
@@ -55,10 +60,36 @@ fn exec_info(env: Option<&str>, stdin_is_terminal: bool) -> Result<ExecInfo, Err
         .pointer("/spec/interactive")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
+    let server = value
+        .pointer("/spec/cluster/server")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
     Ok(ExecInfo {
         api_version,
         interactive,
+        server,
     })
+}
+
+/// With `kube_servers` set, a token goes only to a listed API server, and kubectl must name it
+/// (`provideClusterInfo`): a kubeconfig from elsewhere that runs `latchkey exec-credential`
+/// does not get a token for its own server.
+fn check_server(config: &Config, server: Option<&str>) -> Result<(), Error> {
+    if config.kube_servers.is_empty() {
+        return Ok(());
+    }
+    let Some(server) = server else {
+        return Err(Error::config(
+            "kube_servers is set, so kubectl must say which API server it calls: add `provideClusterInfo: true` to this user's exec section in kubeconfig",
+        ));
+    };
+    if config.allows_kube_server(server) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "kubectl asks for a token for `{}`, which is not in kube_servers; no token was given (add the server there if it is yours)",
+        sanitize(server)
+    )))
 }
 
 fn credential(api_version: &str, info: &TokenInfo) -> serde_json::Value {
@@ -89,6 +120,9 @@ pub async fn exec_credential(latchkey: &Latchkey, which: Which) -> i32 {
         Ok(c) => c,
         Err(e) => return crate::fail(&e),
     };
+    if let Err(e) = check_server(latchkey.config(), call.server.as_deref()) {
+        return crate::fail(&e);
+    }
     let info = match get(latchkey, which).await {
         Ok(info) => info,
         Err(e) if matches!(e.kind(), ErrorKind::NotSignedIn | ErrorKind::SessionExpired) => {
@@ -134,7 +168,8 @@ mod tests {
             exec_info(None, true).expect("none"),
             ExecInfo {
                 api_version: V1,
-                interactive: true
+                interactive: true,
+                server: None
             }
         );
         let v1beta1 = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":true}}"#;
@@ -142,7 +177,8 @@ mod tests {
             exec_info(Some(v1beta1), false).expect("v1beta1"),
             ExecInfo {
                 api_version: V1BETA1,
-                interactive: true
+                interactive: true,
+                server: None
             }
         );
         let v1 = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}"#;
@@ -151,5 +187,36 @@ mod tests {
         let e = exec_info(Some(alpha), false).expect_err("alpha");
         assert!(e.message().contains("v1alpha1"), "{e}");
         assert!(exec_info(Some("{"), false).is_err());
+    }
+
+    /// Issue 18 (point 13): the server kubectl names (provideClusterInfo) is read, and with
+    /// `kube_servers` set a call that names none or another server gets no token.
+    #[test]
+    fn only_listed_servers_get_a_token() {
+        let with_cluster = r#"{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false,"cluster":{"server":"https://k8s.example:6443"}}}"#;
+        let info = exec_info(Some(with_cluster), false).expect("v1");
+        assert_eq!(info.server.as_deref(), Some("https://k8s.example:6443"));
+
+        use latchkey_core::config::{Paths, Scopes, Settings, Sources};
+        let flags = Settings {
+            issuer: Some("https://id.example.com".into()),
+            client_id: Some("app".into()),
+            kube_servers: Some(Scopes::Text("https://k8s.example:6443".into())),
+            ..Default::default()
+        };
+        let paths = Paths {
+            user_file: None,
+            system_file: None,
+            identity: latchkey_identity::LATCHKEY,
+        };
+        let config = Sources::load(flags, &paths, &|_: &str| None)
+            .and_then(|s| s.resolve())
+            .expect("config");
+        assert!(check_server(&config, Some("https://k8s.example:6443")).is_ok());
+        let e = check_server(&config, Some("https://evil.example\u{1b}[2J")).expect_err("other");
+        assert!(e.message().contains("not in kube_servers"), "{e}");
+        assert!(!e.message().contains('\u{1b}'), "sanitized: {e}");
+        let e = check_server(&config, None).expect_err("unnamed");
+        assert!(e.message().contains("provideClusterInfo"), "{e}");
     }
 }

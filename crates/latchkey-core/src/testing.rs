@@ -48,6 +48,7 @@ pub(crate) fn config(issuer: &str) -> Config {
         store: crate::config::StoreChoice::Auto,
         git_hosts: Vec::new(),
         git_username: "oauth2".into(),
+        kube_servers: Vec::new(),
         flow: crate::config::FlowChoice::Code,
         par: crate::config::UseChoice::Auto,
         dpop: crate::config::UseChoice::Auto,

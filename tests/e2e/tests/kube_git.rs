@@ -8,6 +8,11 @@
 use latchkey_e2e::*;
 
 fn kubeconfig(sb: &Sandbox, api: &Tool) -> std::path::PathBuf {
+    kubeconfig_with(sb, api, false)
+}
+
+/// A kubeconfig for `api`; `cluster_info`: kubectl passes the cluster (its server) to the plugin.
+fn kubeconfig_with(sb: &Sandbox, api: &Tool, cluster_info: bool) -> std::path::PathBuf {
     let yaml = format!(
         r#"apiVersion: v1
 kind: Config
@@ -24,7 +29,7 @@ users:
       command: {bin}
       args: ["exec-credential"]
       interactiveMode: IfAvailable
-      provideClusterInfo: false
+      provideClusterInfo: {cluster_info}
 contexts:
 - name: stub
   context:
@@ -36,7 +41,7 @@ current-context: stub
         ca = api.ca_file().display(),
         bin = latchkey_bin().display(),
     );
-    let path = sb.dir.path().join("kubeconfig");
+    let path = sb.dir.path().join(format!("kubeconfig-{cluster_info}"));
     std::fs::write(&path, yaml).unwrap();
     path
 }
@@ -96,6 +101,65 @@ fn kubectl_authenticates_with_the_id_token_and_refreshes_it() {
         "the expired ID token was refreshed"
     );
     assert_eq!(sb.launches(), 1, "no second browser sign-in");
+}
+
+/// Issue 18 (point 13): with `kube_servers`, kubectl gets a token only for a listed API server
+/// it names through `provideClusterInfo`; otherwise the API server sees no token at all.
+#[test]
+fn kube_servers_decide_which_api_server_gets_a_token() {
+    let provider = Provider::start(&[]);
+    let api = Tool::start(
+        "kube-apiserver.mjs",
+        &["--issuer", &provider.issuer, "--audience", CLIENT_ID],
+    );
+    let mut sb = Sandbox::new(&provider.issuer);
+    sb.login();
+    let kubectl = |sb: &Sandbox, config: &std::path::Path| {
+        let out = sb
+            .tool(
+                "kubectl",
+                &[
+                    "--kubeconfig",
+                    config.to_str().unwrap(),
+                    "get",
+                    "--raw",
+                    "/version",
+                ],
+            )
+            .output()
+            .unwrap();
+        Run::new(out, std::time::Duration::ZERO)
+    };
+    let with_token = |api: &Tool| {
+        api.requests()
+            .into_iter()
+            .filter(|q| q["sub"] == "alice")
+            .count()
+    };
+    let (unnamed, named) = (
+        kubeconfig_with(&sb, &api, false),
+        kubeconfig_with(&sb, &api, true),
+    );
+
+    // Listed, but kubectl does not say which server it calls.
+    sb.set("LATCHKEY_KUBE_SERVERS", &api.url);
+    let r = kubectl(&sb, &unnamed);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("provideClusterInfo"), "{}", r.stderr);
+    assert_eq!(with_token(&api), 0, "no token reached the API server");
+
+    // Another server is listed: this one gets nothing.
+    sb.set("LATCHKEY_KUBE_SERVERS", "https://k8s.example:6443");
+    let r = kubectl(&sb, &named);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("not in kube_servers"), "{}", r.stderr);
+    assert_eq!(with_token(&api), 0, "no token reached the API server");
+
+    // Listed and named: kubectl authenticates.
+    sb.set("LATCHKEY_KUBE_SERVERS", &api.url);
+    let r = kubectl(&sb, &named);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(with_token(&api) > 0);
 }
 
 #[test]

@@ -51,6 +51,7 @@ fn overlay(base: &mut Settings, top: Settings) {
         store,
         git_hosts,
         git_username,
+        kube_servers,
         flow,
         par,
         dpop,

@@ -70,6 +70,7 @@ pub const KEYS: &[&str] = &[
     "scope_descriptions",
     "store",
     "git_hosts",
+    "kube_servers",
     "git_username",
     "flow",
     "par",
@@ -246,6 +247,9 @@ pub struct Config {
     pub git_hosts: Vec<String>,
     /// The user name the git credential helper gives with the token.
     pub git_username: String,
+    /// Kubernetes API servers `exec-credential` answers for (kubectl names the server when the
+    /// kubeconfig's exec sets `provideClusterInfo`); empty: any.
+    pub kube_servers: Vec<Url>,
     /// Which sign-in flow `login` runs.
     pub flow: FlowChoice,
     /// Pushed authorization requests (RFC 9126).
@@ -270,6 +274,7 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("git_hosts", &self.git_hosts)
             .field("git_username", &self.git_username)
+            .field("kube_servers", &self.kube_servers)
             .field("flow", &self.flow)
             .field("par", &self.par)
             .field("dpop", &self.dpop)
@@ -281,6 +286,30 @@ impl Config {
     /// Whether the refresh-token scope is requested, which needs `prompt=consent` (OIDC Core §11).
     pub fn wants_offline_access(&self) -> bool {
         self.scopes.iter().any(|s| s == "offline_access")
+    }
+
+    /// Whether `exec-credential` may answer kubectl calling the API server `server`: any with
+    /// no `kube_servers`, else one listed. Compared as URLs (scheme, host, port with its
+    /// default, path without a trailing `/`), so `https://k8s.example` is
+    /// `https://K8S.example:443/`.
+    pub fn allows_kube_server(&self, server: &str) -> bool {
+        if self.kube_servers.is_empty() {
+            return true;
+        }
+        let Ok(asked) = Url::parse(server.trim()) else {
+            return false;
+        };
+        let key = |u: &Url| {
+            (
+                u.scheme().to_owned(),
+                u.host_str().map(str::to_owned),
+                u.port_or_known_default(),
+                u.path().trim_end_matches('/').to_owned(),
+                u.query().is_some() || u.fragment().is_some() || !u.username().is_empty(),
+            )
+        };
+        let asked = key(&asked);
+        self.kube_servers.iter().any(|listed| key(listed) == asked)
     }
 }
 
@@ -320,6 +349,7 @@ pub struct Settings {
     pub store: Option<String>,
     pub git_hosts: Option<Scopes>,
     pub git_username: Option<String>,
+    pub kube_servers: Option<Scopes>,
     pub flow: Option<String>,
     pub par: Option<String>,
     pub dpop: Option<String>,

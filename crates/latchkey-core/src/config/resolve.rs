@@ -91,6 +91,7 @@ impl Merged {
             store: self.choice("store", super::StoreChoice::parse)?,
             git_hosts: self.git_hosts()?,
             git_username: self.git_username()?,
+            kube_servers: self.kube_servers()?,
             flow: self.choice("flow", super::FlowChoice::parse)?,
             par: self.choice("par", super::UseChoice::parse)?,
             dpop: self.choice("dpop", super::UseChoice::parse)?,
@@ -237,6 +238,17 @@ impl Merged {
         }
     }
 
+    fn kube_servers(&self) -> Result<Vec<Url>> {
+        match self.values.get("kube_servers") {
+            Some((_, Value::List(l))) => l
+                .iter()
+                .map(|s| validate_kube_server(s))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|why| self.invalid("kube_servers", why)),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     fn git_username(&self) -> Result<String> {
         match self.trimmed("git_username") {
             None => Ok("oauth2".into()),
@@ -245,6 +257,26 @@ impl Merged {
             }
             Some(u) => Ok(u),
         }
+    }
+}
+
+/// A Kubernetes API server as kubeconfig names it (`clusters[].cluster.server`): an https URL
+/// without query or fragment, plain http only on loopback, as for the issuer.
+fn validate_kube_server(server: &str) -> std::result::Result<Url, String> {
+    let s = server.trim();
+    let url =
+        Url::parse(s).map_err(|_| format!("`{s}` is not a URL; use https://k8s.example:6443"))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "`{s}` has a query, fragment or user name; name the server only"
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback_host(&url) => Ok(url),
+        _ => Err(format!(
+            "`{s}` is not https; a token goes only to https servers (or plain http on 127.0.0.1, ::1, localhost)"
+        )),
     }
 }
 

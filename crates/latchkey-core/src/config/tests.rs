@@ -468,3 +468,47 @@ fn loading_refuses_a_writable_managed_file_and_a_user_file_is_not_judged() {
     f.load(Settings::default())
         .expect("the user's own file may be anything");
 }
+
+/// Issue 18 (point 13): `kube_servers` from the managed file, matched as URLs; a plain-http or
+/// query-carrying entry is refused with the key named; none listed allows any server.
+#[test]
+fn kube_servers_are_urls_matched_by_origin_and_path() {
+    let f = fixture(
+        Some("issuer = \"https://id.example.com\"\nclient_id = \"app\"\n"),
+        Some(
+            "kube_servers = [\"https://k8s.example:6443\", \"https://rancher.example/k8s/clusters/c-1/\"]\n",
+        ),
+    );
+    let c = f.resolve(Settings::default()).expect("config");
+    assert_eq!(c.kube_servers.len(), 2);
+    assert!(c.allows_kube_server("https://K8S.example:6443/"));
+    assert!(c.allows_kube_server("https://rancher.example/k8s/clusters/c-1"));
+    for refused in [
+        "https://k8s.example",
+        "https://k8s.example:6443.evil.example",
+        "http://k8s.example:6443",
+        "https://rancher.example/k8s/clusters/c-2",
+        "https://k8s.example:6443/?x=1",
+        "https://user@k8s.example:6443",
+        "not a url",
+    ] {
+        assert!(!c.allows_kube_server(refused), "{refused}");
+    }
+
+    let bad = fixture(
+        Some(
+            "issuer = \"https://id.example.com\"\nclient_id = \"app\"\nkube_servers = [\"http://k8s.example\"]\n",
+        ),
+        None,
+    );
+    let e = bad.resolve(Settings::default()).expect_err("plain http");
+    assert!(e.to_string().contains("kube_servers"), "{e}");
+    assert!(e.to_string().contains("not https"), "{e}");
+
+    let none = fixture(
+        Some("issuer = \"https://id.example.com\"\nclient_id = \"app\"\n"),
+        None,
+    );
+    let c = none.resolve(Settings::default()).expect("config");
+    assert!(c.allows_kube_server("https://anything.example"));
+}

@@ -128,6 +128,7 @@ pub(crate) fn account(
         store: crate::config::StoreChoice::Auto,
         git_hosts: Vec::new(),
         git_username: "oauth2".into(),
+        kube_servers: Vec::new(),
         flow: FlowChoice::Code,
         par: UseChoice::Never,
         dpop: if dpop {

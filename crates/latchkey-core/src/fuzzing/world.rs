@@ -127,6 +127,7 @@ impl World {
             store: crate::config::StoreChoice::Auto,
             git_hosts: Vec::new(),
             git_username: "oauth2".into(),
+            kube_servers: Vec::new(),
             flow: FlowChoice::Code,
             par: crate::config::UseChoice::Auto,
             dpop: crate::config::UseChoice::Auto,
