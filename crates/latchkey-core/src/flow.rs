@@ -1,11 +1,11 @@
 //! Sign-ins in flight and the authorization response (RFC 6749 §4.1.2).
 //!
-//! [`Pending`] holds the secrets of one sign-in this process started: `state`, `nonce` and the
-//! PKCE verifier. A redirect is accepted only by [`PendingSet::take`], which finds its sign-in by
-//! `state` in constant time, checks that the response came the way the request asked
-//! (`response_mode`: query, fragment or form POST), removes it (single use), and checks its
-//! deadline. Anything else is a [`ErrorKind::ForeignCallback`] and never reaches the token
-//! endpoint.
+//! [`Pending`] holds the secrets of one sign-in this process started: `state` and `nonce`, and
+//! per flow ([`Awaiting`]) the PKCE verifier and DPoP key that redeem its code. A redirect is
+//! accepted only by [`PendingSet::take`], which finds its sign-in by `state` in constant time,
+//! checks that the response came the way the request asked (`response_mode`: query, fragment or
+//! form POST), removes it (single use), and checks its deadline. Anything else is a
+//! [`ErrorKind::ForeignCallback`] and never reaches the token endpoint.
 
 use std::sync::Mutex;
 
@@ -14,7 +14,6 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeVerifier};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::config::FlowChoice;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How the authorization response travels back (OAuth 2.0 Multiple Response Type Encoding
@@ -159,32 +158,61 @@ pub(crate) fn same_endpoint(a: &Url, b: &Url) -> bool {
         && a.path() == b.path()
 }
 
-/// One sign-in this process started.
+/// One sign-in this process started: the request as sent, and what its response must carry.
+#[derive(Debug)]
 pub(crate) struct Pending {
+    pub sent: Sent,
+    pub awaiting: Awaiting,
+}
+
+/// What the response must carry, per flow, with what this sign-in keeps to use it.
+pub(crate) enum Awaiting {
+    /// A code (RFC 6749 §4.1.2), redeemed with the PKCE verifier.
+    Code(Redemption),
+    /// A code and an ID token in the front channel (OIDC Core §3.3.2.5).
+    Hybrid(Redemption),
+    /// An ID token alone (OIDC Core §3.2.2.5): no code, so no verifier and no DPoP key.
+    Implicit,
+}
+
+impl std::fmt::Debug for Awaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Code(_) => "Code",
+            Self::Hybrid(_) => "Hybrid",
+            Self::Implicit => "Implicit",
+        })
+    }
+}
+
+/// What redeems a code: the PKCE verifier (RFC 7636 §4.5) and the DPoP key the request named
+/// (`dpop_jkt`, RFC 9449 §10).
+pub(crate) struct Redemption {
+    pub verifier: PkceCodeVerifier,
+    pub dpop: Option<crate::dpop::DpopKey>,
+}
+
+/// The authorization request as sent, for matching and checking its response.
+pub(crate) struct Sent {
     pub state: CsrfToken,
     pub nonce: Nonce,
-    pub verifier: PkceCodeVerifier,
     pub redirect_uri: Url,
     pub expires_at: DateTime<Utc>,
     /// Whether the request was pushed (RFC 9126), recorded with the session.
     pub par: bool,
     /// The URL the browser opens, and for a pushed request what it takes to push it again.
     pub opened: Opened,
-    /// `code`, `hybrid` or `implicit`: what the response must carry.
-    pub flow: FlowChoice,
     /// How the response must arrive.
     pub mode: ResponseMode,
-    /// The DPoP key the request named (`dpop_jkt`, RFC 9449 §10), for the code's redemption.
-    pub dpop: Option<crate::dpop::DpopKey>,
     /// The provider's metadata as fetched from the issuer for this sign-in: its endpoints, not
     /// the on-disk cache's (which any process of this user can rewrite), get the code and
     /// everything after it, and are bound into the session.
     pub provider: std::sync::Arc<crate::discovery::Provider>,
 }
 
-impl std::fmt::Debug for Pending {
+impl std::fmt::Debug for Sent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
+        f.debug_struct("Sent")
             .field("redirect_uri", &self.redirect_uri.as_str())
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
@@ -223,7 +251,7 @@ impl PendingSet {
 
     pub(crate) fn insert(&self, p: Pending, now: DateTime<Utc>) {
         let mut entries = self.lock();
-        entries.retain(|e| e.expires_at > now);
+        entries.retain(|e| e.sent.expires_at > now);
         if entries.len() >= MAX_PENDING {
             entries.remove(0);
         }
@@ -238,7 +266,7 @@ impl PendingSet {
     }
 
     pub(crate) fn is_waiting(&self, now: DateTime<Utc>) -> bool {
-        self.lock().iter().any(|e| e.expires_at > now)
+        self.lock().iter().any(|e| e.sent.expires_at > now)
     }
 
     /// The waiting sign-in whose browser opened `url`: how it was opened, and its provider.
@@ -249,15 +277,20 @@ impl PendingSet {
     ) -> Option<(Opened, std::sync::Arc<crate::discovery::Provider>)> {
         self.lock()
             .iter()
-            .find(|e| e.expires_at > now && e.opened.url == *url)
-            .map(|e| (e.opened.clone(), std::sync::Arc::clone(&e.provider)))
+            .find(|e| e.sent.expires_at > now && e.sent.opened.url == *url)
+            .map(|e| {
+                (
+                    e.sent.opened.clone(),
+                    std::sync::Arc::clone(&e.sent.provider),
+                )
+            })
     }
 
     /// The sign-in that opened `old` opens `url` from now on, its push good until `expires_at`.
     pub(crate) fn reopened(&self, old: &Url, url: Url, expires_at: Option<DateTime<Utc>>) {
-        if let Some(e) = self.lock().iter_mut().find(|e| e.opened.url == *old) {
-            e.opened.url = url;
-            if let Some(push) = e.opened.push.as_mut() {
+        if let Some(e) = self.lock().iter_mut().find(|e| e.sent.opened.url == *old) {
+            e.sent.opened.url = url;
+            if let Some(push) = e.sent.opened.push.as_mut() {
                 push.expires_at = expires_at;
             }
         }
@@ -285,7 +318,13 @@ impl PendingSet {
         // prefix matched (RFC 6749 §10.12, RFC 9700 §4.7).
         let mut found = None;
         for (i, e) in entries.iter().enumerate() {
-            let eq: bool = e.state.secret().as_bytes().ct_eq(state.as_bytes()).into();
+            let eq: bool = e
+                .sent
+                .state
+                .secret()
+                .as_bytes()
+                .ct_eq(state.as_bytes())
+                .into();
             if eq {
                 found = Some(i);
             }
@@ -298,16 +337,17 @@ impl PendingSet {
         // Form Post Response Mode §2: a sign-in that asked for a form POST takes nothing else (a
         // link with its code would have passed through history, logs and referrers). Not
         // consumed: the genuine response can still arrive.
-        if entries[i].mode != mode {
+        let due = entries[i].sent.mode;
+        if due != mode {
             return Err(foreign(&format!(
                 "the sign-in response arrived as {} where {} (response_mode={}) is due; it was ignored",
                 mode.described(),
-                entries[i].mode.described(),
-                entries[i].mode.as_str()
+                due.described(),
+                due.as_str()
             )));
         }
         let pending = entries.remove(i);
-        if now >= pending.expires_at {
+        if now >= pending.sent.expires_at {
             return Err(Error::new(
                 ErrorKind::TimedOut,
                 "this sign-in link arrived after the sign-in timed out; please sign in again",
@@ -341,23 +381,26 @@ mod tests {
 
     fn pending(state: &str, expires_at: DateTime<Utc>) -> Pending {
         Pending {
-            state: CsrfToken::new(state.into()),
-            nonce: Nonce::new("n".into()),
-            verifier: PkceCodeVerifier::new("v".repeat(43)),
-            redirect_uri: Url::parse("com.example.app:/callback").expect("url"),
-            expires_at,
-            par: false,
-            opened: Opened {
-                url: Url::parse("https://id.example/auth").expect("url"),
-                push: None,
+            sent: Sent {
+                state: CsrfToken::new(state.into()),
+                nonce: Nonce::new("n".into()),
+                redirect_uri: Url::parse("com.example.app:/callback").expect("url"),
+                expires_at,
+                par: false,
+                opened: Opened {
+                    url: Url::parse("https://id.example/auth").expect("url"),
+                    push: None,
+                },
+                mode: ResponseMode::Query,
+                provider: std::sync::Arc::new(crate::discovery::Provider::for_tests(
+                    crate::discovery::minimal_metadata("https://id.example"),
+                    openidconnect::JsonWebKeySet::new(Vec::new()),
+                )),
             },
-            flow: FlowChoice::Code,
-            mode: ResponseMode::Query,
-            dpop: None,
-            provider: std::sync::Arc::new(crate::discovery::Provider::for_tests(
-                crate::discovery::minimal_metadata("https://id.example"),
-                openidconnect::JsonWebKeySet::new(Vec::new()),
-            )),
+            awaiting: Awaiting::Code(Redemption {
+                verifier: PkceCodeVerifier::new("v".repeat(43)),
+                dpop: None,
+            }),
         }
     }
 
@@ -525,7 +568,7 @@ mod tests {
     fn a_response_in_another_mode_is_refused_and_leaves_the_sign_in_waiting() {
         let set = PendingSet::default();
         let mut p = pending("s", now() + Duration::minutes(5));
-        p.mode = ResponseMode::FormPost;
+        p.sent.mode = ResponseMode::FormPost;
         set.insert(p, now());
         let e = set
             .take(Some("s"), Q, now())

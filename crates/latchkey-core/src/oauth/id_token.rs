@@ -10,7 +10,7 @@ use openidconnect::core::CoreIdToken;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::Result;
-use crate::flow::Pending;
+use crate::flow::Sent;
 use crate::session::Claims;
 use crate::verify::{self, NonceCheck, VerifyError};
 
@@ -39,13 +39,13 @@ pub(crate) async fn verify_front(
     ctx: &Context,
     provider: &Arc<Provider>,
     id_token: &CoreIdToken,
-    pending: &Pending,
+    sent: &Sent,
     code: Option<&AuthorizationCode>,
 ) -> Result<Claims> {
     let now = ctx.now();
     let client_id = &ctx.config.client_id;
     with_rotation(ctx, provider, now, |p| {
-        verify::verify_front_channel(p, client_id, id_token, &pending.nonce, code, now)
+        verify::verify_front_channel(p, client_id, id_token, &sent.nonce, code, now)
     })
     .await
 }

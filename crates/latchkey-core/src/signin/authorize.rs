@@ -13,7 +13,7 @@ use crate::config::FlowChoice;
 use crate::context::{Client, Context};
 use crate::dpop::DpopKey;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{Opened, Pending, Push, ResponseMode};
+use crate::flow::{Awaiting, Opened, Pending, Push, Redemption, ResponseMode, Sent};
 use crate::oauth::client_auth::ClientAuth;
 use crate::oauth::par;
 use crate::session::repo;
@@ -74,19 +74,28 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
     let expires_at = now
         + chrono::Duration::from_std(ctx.config.login_timeout)
             .unwrap_or(chrono::Duration::minutes(5));
+    let redemption = Redemption {
+        verifier,
+        dpop: dpop_key,
+    };
+    let awaiting = match flow {
+        FlowChoice::Hybrid => Awaiting::Hybrid(redemption),
+        FlowChoice::Implicit => Awaiting::Implicit,
+        _ => Awaiting::Code(redemption),
+    };
     ctx.pending.insert(
         Pending {
-            state,
-            nonce,
-            verifier,
-            redirect_uri: redirect_uri.clone(),
-            expires_at,
-            par: par_endpoint.is_some(),
-            opened: opened.clone(),
-            flow,
-            mode,
-            dpop: dpop_key,
-            provider,
+            sent: Sent {
+                state,
+                nonce,
+                redirect_uri: redirect_uri.clone(),
+                expires_at,
+                par: par_endpoint.is_some(),
+                opened: opened.clone(),
+                mode,
+                provider,
+            },
+            awaiting,
         },
         now,
     );

@@ -8,11 +8,10 @@ use std::time::Instant;
 use url::Url;
 
 use super::{code, hybrid, implicit, signed_in};
-use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{self, CallbackParams, ResponseMode};
+use crate::flow::{self, Awaiting, CallbackParams, Pending, ResponseMode};
 use crate::session::Identity;
 
 /// The single entry point for redirects: accepts only a response to a sign-in this process
@@ -45,20 +44,20 @@ pub(crate) async fn resume_params(
 ) -> Result<Identity> {
     let started = Instant::now();
     let waited_before = ctx.http().waited();
-    let pending = ctx.pending.take(params.state.as_deref(), mode, ctx.now())?;
-    if !flow::same_endpoint(&url, &pending.redirect_uri) {
+    let Pending { sent, awaiting } = ctx.pending.take(params.state.as_deref(), mode, ctx.now())?;
+    if !flow::same_endpoint(&url, &sent.redirect_uri) {
         return Err(Error::new(
             ErrorKind::ForeignCallback,
             "the sign-in response arrived at an unexpected address; please sign in again",
         ));
     }
     // The metadata this sign-in began with, fetched fresh then: never the disk cache's.
-    let provider = Arc::clone(&pending.provider);
+    let provider = Arc::clone(&sent.provider);
     check_response(&provider, &params)?;
-    let session = match pending.flow {
-        FlowChoice::Hybrid => hybrid::hybrid_session(ctx, &provider, pending, params).await?,
-        FlowChoice::Implicit => implicit::implicit_session(ctx, &provider, pending, params).await?,
-        _ => code::code_session(ctx, &provider, pending, params).await?,
+    let session = match awaiting {
+        Awaiting::Code(r) => code::code_session(ctx, &provider, &sent, r, params).await?,
+        Awaiting::Hybrid(r) => hybrid::hybrid_session(ctx, &provider, &sent, r, params).await?,
+        Awaiting::Implicit => implicit::implicit_session(ctx, &provider, &sent, params).await?,
     };
     signed_in(ctx, &session, started, waited_before).await
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use openidconnect::AuthorizationCode;
 
+use crate::config::FlowChoice;
 use crate::context::{Client, Context};
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{CallbackParams, Pending};
+use crate::flow::{CallbackParams, Redemption, Sent};
 use crate::oauth::{token, userinfo};
 use crate::session::Session;
 use crate::session::build::{self, Origin};
@@ -20,7 +21,8 @@ use crate::verify::NonceCheck;
 pub(super) async fn code_session(
     ctx: &Context,
     provider: &Arc<Provider>,
-    pending: Pending,
+    sent: &Sent,
+    redemption: Redemption,
     params: CallbackParams,
 ) -> Result<Session> {
     let Some(code) = params.code else {
@@ -35,7 +37,7 @@ pub(super) async fn code_session(
         provider,
         &client,
         AuthorizationCode::new(code),
-        pending,
+        (sent, redemption, FlowChoice::Code),
     )
     .await?;
     userinfo::with_userinfo(ctx, &client, session).await
@@ -49,27 +51,28 @@ pub(super) async fn redeem(
     provider: &Arc<Provider>,
     client: &Client,
     code: AuthorizationCode,
-    pending: Pending,
+    (sent, redemption, flow): (&Sent, Redemption, FlowChoice),
 ) -> Result<Session> {
+    let Redemption { verifier, dpop } = redemption;
     let response = token::redeem(
         ctx,
         client,
         code,
-        pending.verifier,
-        &pending.redirect_uri,
-        pending.dpop.as_ref(),
+        verifier,
+        &sent.redirect_uri,
+        dpop.as_ref(),
     )
     .await?;
     build::session_from_response(
         ctx,
         provider,
         &response,
-        NonceCheck::Equals(&pending.nonce),
+        NonceCheck::Equals(&sent.nonce),
         Origin::SignIn {
-            flow: pending.flow,
-            par: pending.par,
+            flow,
+            par: sent.par,
         },
-        pending.dpop.as_ref(),
+        dpop.as_ref(),
     )
     .await
 }

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use openidconnect::AuthorizationCode;
 use openidconnect::core::CoreIdToken;
 
+use crate::config::FlowChoice;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{CallbackParams, Pending};
+use crate::flow::{CallbackParams, Redemption, Sent};
 use crate::oauth::{id_token, userinfo};
 use crate::session::Session;
 
@@ -26,7 +27,8 @@ use crate::session::Session;
 pub(crate) async fn hybrid_session(
     ctx: &Context,
     provider: &Arc<Provider>,
-    pending: Pending,
+    sent: &Sent,
+    redemption: Redemption,
     params: CallbackParams,
 ) -> Result<Session> {
     let (Some(code), Some(id_token)) = (params.code, params.id_token) else {
@@ -38,12 +40,13 @@ pub(crate) async fn hybrid_session(
     let code = AuthorizationCode::new(code);
     let id_token = front_channel_id_token(&id_token)?;
     // §3.3.2.12: signature, iss, aud/azp, exp, iat, nonce and c_hash, before redemption.
-    let front = id_token::verify_front(ctx, provider, &id_token, &pending, Some(&code))
+    let front = id_token::verify_front(ctx, provider, &id_token, sent, Some(&code))
         .await
         .map_err(|e| e.context("the sign-in response was refused, and its code not redeemed"))?;
 
     let client = ctx.client(provider)?;
-    let session = super::code::redeem(ctx, provider, &client, code, pending).await?;
+    let redeeming = (sent, redemption, FlowChoice::Hybrid);
+    let session = super::code::redeem(ctx, provider, &client, code, redeeming).await?;
     // §3.3.3.6: the token endpoint's ID token must have the front channel's iss and sub.
     // Both were verified against this provider's one issuer, so iss agrees; sub is compared.
     if session.claims.sub != front.sub {

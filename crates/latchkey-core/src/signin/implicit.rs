@@ -17,7 +17,7 @@ use super::hybrid::front_channel_id_token;
 use crate::context::Context;
 use crate::discovery::Provider;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{CallbackParams, Pending};
+use crate::flow::{CallbackParams, Sent};
 use crate::oauth::id_token;
 use crate::session::{Session, build};
 use crate::util::jwt_payload;
@@ -29,7 +29,7 @@ pub const IMPLICIT_WARNING: &str = "the implicit flow is discouraged by RFC 9700
 pub(crate) async fn implicit_session(
     ctx: &Context,
     provider: &Arc<Provider>,
-    pending: Pending,
+    sent: &Sent,
     params: CallbackParams,
 ) -> Result<Session> {
     let Some(raw) = params.id_token.filter(|_| params.code.is_none()) else {
@@ -39,7 +39,7 @@ pub(crate) async fn implicit_session(
         ));
     };
     let id_token = front_channel_id_token(&raw)?;
-    let claims = id_token::verify_front(ctx, provider, &id_token, &pending, None)
+    let claims = id_token::verify_front(ctx, provider, &id_token, sent, None)
         .await
         .map_err(|e| e.context("the sign-in response was refused"))?;
     // Verified just above; only `exp` is read again here.
@@ -48,12 +48,7 @@ pub(crate) async fn implicit_session(
         .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0))
         .ok_or_else(|| Error::new(ErrorKind::ProviderInvalid, "the ID token has no exp"))?;
     Ok(build::implicit_session(
-        ctx,
-        provider,
-        raw,
-        claims,
-        expires_at,
-        pending.par,
+        ctx, provider, raw, claims, expires_at, sent.par,
     ))
 }
 
