@@ -110,3 +110,53 @@ row("latchkey headers, Secret Service", headers_nocache)
 print(f"   headers / token                   {headers['mean']/token['mean']:6.2f}x   (target <= 1.3x)")
 PY
 "$bin/latchkey" logout >/dev/null 2>&1
+
+# 5. Side by side with the baseline (tests/bench/run: BENCH_BASELINE), in this run, against this
+#    provider (DPoP on): each CLI signs its own profile in, then the same commands. Callback to
+#    identity alternates the two CLIs' sign-ins.
+if [[ -n ${BENCH_BASE_BIN:-} ]]; then
+  base=$BENCH_BASE_BIN
+  for who in now base; do
+    cli=$bin/latchkey; [[ $who == base ]] && cli=$base
+    "$cli" --profile "$who" login >/dev/null 2>&1
+    "$cli" --profile "$who" token >/dev/null
+  done
+  hyperfine -N --warmup 10 --runs 200 --style none --export-json "$work/s.json" \
+    "$bin/latchkey --profile now token" "$base --profile base token" \
+    "$bin/latchkey --profile now headers --url $issuer/me" "$base --profile base headers --url $issuer/me" \
+    "env LATCHKEY_TOKEN_CACHE=off $bin/latchkey --profile now token" \
+    "env LATCHKEY_TOKEN_CACHE=off $base --profile base token" >/dev/null 2>&1
+  : >"$work/side.log"
+  for _ in $(seq 1 10); do
+    for who in now base; do
+      cli=$bin/latchkey; [[ $who == base ]] && cli=$base
+      "$cli" --profile "$who" logout >/dev/null 2>&1
+      LATCHKEY_LOG=info "$cli" --profile "$who" login 2>&1 >/dev/null | grep 'signed in' |
+        sed 's/\x1b\[[0-9;]*m//g; s/^/'"$who"' /' >>"$work/side.log"
+    done
+  done
+  python3 - "$work/s.json" "$work/side.log" "${BENCH_BASE_NAME:-baseline}" <<'PY'
+import json, re, statistics, sys
+r = json.load(open(sys.argv[1]))["results"]
+name = sys.argv[3]
+ms = lambda x: x * 1000
+print()
+print(f"5. Side by side with the baseline {name}, same run: medians (hyperfine, 200 runs each;")
+print(f"   sign-ins alternate), the mean ± standard deviation in brackets")
+print(f"   {'':34s}{'this build':>24s}{name:>26s}{'ratio':>8s}")
+def row(label, now, base):
+    cell = lambda x: f"{ms(x['median']):7.2f} ms ({ms(x['mean']):5.2f} ± {ms(x['stddev']):4.2f})"
+    print(f"   {label:34s}{cell(now):>24s}{cell(base):>26s}{now['median']/base['median']:7.2f}x")
+row("latchkey token, kernel cache", r[0], r[1])
+row("latchkey headers, DPoP proof", r[2], r[3])
+row("latchkey token, Secret Service", r[4], r[5])
+rows = {}
+for line in open(sys.argv[2]):
+    who, rest = line.split(" ", 1)
+    rows.setdefault(who, []).append(dict((k, float(v)) for k, v in re.findall(r'(\w+_ms)=([\d.]+)', rest)))
+med = lambda who, k: statistics.median(x[k] for x in rows[who])
+for k, label in (("own_ms", "callback to identity, own time"), ("total_ms", "callback to identity, total")):
+    now, base = med("now", k), med("base", k)
+    print(f"   {label:34s}{now:7.2f} ms{'':15s}{base:9.2f} ms{'':15s}{now/base:7.2f}x   ({len(rows['now'])} each)")
+PY
+fi
