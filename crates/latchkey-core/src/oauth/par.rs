@@ -42,17 +42,6 @@ pub(crate) async fn push(
     authorization_url: &Url,
     now: DateTime<Utc>,
 ) -> Result<Pushed> {
-    let refused = |code: &str, description: Option<&str>| {
-        Error::oauth(
-            ErrorKind::ProviderError,
-            format!(
-                "the provider refused the pushed authorization request (RFC 9126) with `{}`",
-                sanitize(code)
-            ),
-            code,
-            description,
-        )
-    };
     // Every parameter oauth2 put in the URL, but client_id, which the authentication carries.
     let fields: Vec<(String, String)> = authorization_url
         .query_pairs()
@@ -75,6 +64,27 @@ pub(crate) async fn push(
         &fields,
     )
     .await?;
+    answer(&response, config, authorization_endpoint, now)
+}
+
+/// The provider's answer to a push (§2.2, §2.3): the URL for the browser and its lifetime.
+fn answer(
+    response: &openidconnect::HttpResponse,
+    config: &Config,
+    authorization_endpoint: &Url,
+    now: DateTime<Utc>,
+) -> Result<Pushed> {
+    let refused = |code: &str, description: Option<&str>| {
+        Error::oauth(
+            ErrorKind::ProviderError,
+            format!(
+                "the provider refused the pushed authorization request (RFC 9126) with `{}`",
+                sanitize(code)
+            ),
+            code,
+            description,
+        )
+    };
     let json: Option<serde_json::Value> = serde_json::from_slice(response.body()).ok();
     let field = |k: &str| {
         json.as_ref()

@@ -5,12 +5,13 @@
 use std::borrow::Cow;
 
 use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreResponseType};
-use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope};
 use url::Url;
 
 use super::{SignIn, policy};
 use crate::config::FlowChoice;
 use crate::context::{Client, Context};
+use crate::discovery::Provider;
 use crate::dpop::DpopKey;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{Awaiting, Opened, Pending, Push, Redemption, ResponseMode, Sent};
@@ -48,17 +49,9 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
     .url(ctx, &ctx.client(&provider)?);
     let opened = match par_endpoint {
         Some(endpoint) => {
-            let pushed = par::push(
-                ctx.http(),
-                endpoint,
-                ClientAuth::choose(&ctx.config, &provider)?,
-                &ctx.config,
-                provider.metadata.authorization_endpoint().url(),
-                &url,
-                ctx.now(),
-            )
-            .await
-            .map_err(|e| e.context("before opening the browser"))?;
+            let pushed = push(ctx, &provider, endpoint, &url)
+                .await
+                .map_err(|e| e.context("before opening the browser"))?;
             Opened {
                 url: pushed.url,
                 push: Some(Push {
@@ -74,15 +67,7 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
     let expires_at = now
         + chrono::Duration::from_std(ctx.config.login_timeout)
             .unwrap_or(chrono::Duration::minutes(5));
-    let redemption = Redemption {
-        verifier,
-        dpop: dpop_key,
-    };
-    let awaiting = match flow {
-        FlowChoice::Hybrid => Awaiting::Hybrid(redemption),
-        FlowChoice::Implicit => Awaiting::Implicit,
-        _ => Awaiting::Code(redemption),
-    };
+    let awaiting = awaiting(flow, verifier, dpop_key);
     ctx.pending.insert(
         Pending {
             sent: Sent {
@@ -104,6 +89,36 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
         redirect_uri: redirect_uri.clone(),
         expires_at,
     })
+}
+
+/// What the response to a `flow` sign-in must carry, with what redeems its code.
+fn awaiting(flow: FlowChoice, verifier: PkceCodeVerifier, dpop: Option<DpopKey>) -> Awaiting {
+    let redemption = Redemption { verifier, dpop };
+    match flow {
+        FlowChoice::Hybrid => Awaiting::Hybrid(redemption),
+        FlowChoice::Implicit => Awaiting::Implicit,
+        _ => Awaiting::Code(redemption),
+    }
+}
+
+/// Pushes the authorization request `request` to `endpoint` (RFC 9126 §2), authenticated as
+/// the client is at this provider.
+async fn push(
+    ctx: &Context,
+    provider: &Provider,
+    endpoint: &str,
+    request: &Url,
+) -> Result<par::Pushed> {
+    par::push(
+        ctx.http(),
+        endpoint,
+        ClientAuth::choose(&ctx.config, provider)?,
+        &ctx.config,
+        provider.metadata.authorization_endpoint().url(),
+        request,
+        ctx.now(),
+    )
+    .await
 }
 
 /// What one authorization request carries besides the configuration.
@@ -202,17 +217,9 @@ pub(crate) async fn url_to_reopen(ctx: &Context, url: &Url) -> Result<Url> {
     if push.expires_at.is_some_and(|t| t > now + margin) {
         return Ok(opened.url);
     }
-    let pushed = par::push(
-        ctx.http(),
-        &push.endpoint,
-        ClientAuth::choose(&ctx.config, &provider)?,
-        &ctx.config,
-        provider.metadata.authorization_endpoint().url(),
-        &push.request,
-        now,
-    )
-    .await
-    .map_err(|e| e.context("before opening the browser again"))?;
+    let pushed = self::push(ctx, &provider, &push.endpoint, &push.request)
+        .await
+        .map_err(|e| e.context("before opening the browser again"))?;
     ctx.pending
         .reopened(url, pushed.url.clone(), pushed.expires_at);
     Ok(pushed.url)
