@@ -320,6 +320,7 @@ pub fn sign_in(fx: &Fixture, data: &[u8]) {
         });
         signed_jwt(claims.to_string().as_bytes())
     };
+    let threads = live_threads();
     block_on(sign_in::sign_in(
         &latchkey,
         &fx.issuer,
@@ -328,6 +329,28 @@ pub fn sign_in(fx: &Fixture, data: &[u8]) {
         userinfo,
         id_token,
     ));
+    drop(latchkey);
+    settle_threads(threads);
+}
+
+/// Threads of this process, from /proc (the fuzzers run on Linux).
+fn live_threads() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Waits (a second at most) until only `before` threads are left. Each keychain call runs on a
+/// thread of its own (`store::Vault::run`), which may still be exiting when the input is done;
+/// LeakSanitizer would then report that thread's thread-local destructor list as a leak.
+fn settle_threads(before: Option<usize>) {
+    let Some(before) = before else { return };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while live_threads().is_some_and(|n| n > before) && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
 }
 
 /// An ID token. Byte 0: bit 0 structured (the rest is the claims JSON, signed with the fuzz
