@@ -480,3 +480,65 @@ impl TokenCache for RemovalSignal {
         Ok(())
     }
 }
+
+/// A provider behind the HTTP port: each URL answers as routed (status, headers, body),
+/// anything else 404; every requested URL is recorded.
+#[derive(Debug, Default)]
+pub(crate) struct FakeHttp {
+    routes: std::sync::Mutex<std::collections::HashMap<String, FakeAnswer>>,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+type FakeAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+impl FakeHttp {
+    pub(crate) fn route(&self, url: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.routes
+            .lock()
+            .expect("routes")
+            .insert(url.to_owned(), (status, headers, body.as_bytes().to_vec()));
+    }
+
+    pub(crate) fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("seen").clone()
+    }
+
+    /// An HTTP client over this fake (the policy applies).
+    pub(crate) fn client(self: &Arc<Self>) -> crate::http::HttpClient {
+        crate::http::HttpClient::new(Arc::clone(self) as Arc<dyn crate::http::HttpTransport>)
+    }
+}
+
+impl crate::http::HttpTransport for FakeHttp {
+    fn send(
+        &self,
+        request: openidconnect::HttpRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::http::HttpResult> + Send + '_>>
+    {
+        let url = request.uri().to_string();
+        self.seen.lock().expect("seen").push(url.clone());
+        let (status, headers, body) = self
+            .routes
+            .lock()
+            .expect("routes")
+            .get(&url)
+            .cloned()
+            .unwrap_or((404, Vec::new(), b"{}".to_vec()));
+        Box::pin(async move {
+            let mut response = openidconnect::HttpResponse::new(body);
+            *response.status_mut() =
+                openidconnect::http::StatusCode::from_u16(status).expect("status");
+            for (k, v) in headers {
+                response.headers_mut().append(
+                    openidconnect::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                    openidconnect::http::HeaderValue::from_str(&v).expect("value"),
+                );
+            }
+            Ok(response)
+        })
+    }
+}

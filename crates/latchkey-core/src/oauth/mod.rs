@@ -5,6 +5,7 @@
 use crate::error::{Error, ErrorKind};
 use crate::http::HttpError;
 
+pub(crate) mod challenge;
 pub(crate) mod client_auth;
 pub(crate) mod end_session;
 pub(crate) mod form;
