@@ -308,17 +308,16 @@ fn asks_for_nonce(response: &HttpResponse) -> bool {
             .ok()
             .and_then(|v| v.get("error")?.as_str().map(|e| e == "use_dpop_nonce"))
             .unwrap_or(false),
-        StatusCode::UNAUTHORIZED => response
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                let v = v.trim_start();
-                v.len() > 5
-                    && v[..5].eq_ignore_ascii_case("dpop ")
-                    && v.contains("error=\"use_dpop_nonce\"")
-            }),
+        StatusCode::UNAUTHORIZED => {
+            let values = response
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            crate::oauth::challenge::parse(values)
+                .iter()
+                .any(|c| c.scheme == "dpop" && c.param("error") == Some("use_dpop_nonce"))
+        }
         _ => false,
     }
 }
@@ -507,6 +506,23 @@ mod tests {
         assert!(!asks_for_nonce(&response(
             401,
             Some(r#"DPoP error="invalid_token""#),
+            ""
+        )));
+        // Beside a Bearer challenge in one value, and as a token: still the DPoP challenge's.
+        assert!(asks_for_nonce(&response(
+            401,
+            Some(r#"Bearer realm="api", DPoP algs="ES256", error=use_dpop_nonce"#),
+            ""
+        )));
+        // Only quoted inside another parameter, or in the Bearer challenge: not asked.
+        assert!(!asks_for_nonce(&response(
+            401,
+            Some(r#"DPoP error="invalid_token", error_description="error=\"use_dpop_nonce\"""#),
+            ""
+        )));
+        assert!(!asks_for_nonce(&response(
+            401,
+            Some(r#"Bearer error="use_dpop_nonce""#),
             ""
         )));
         assert!(!asks_for_nonce(&response(
