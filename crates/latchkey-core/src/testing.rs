@@ -487,6 +487,7 @@ impl TokenCache for RemovalSignal {
 pub(crate) struct FakeHttp {
     routes: std::sync::Mutex<std::collections::HashMap<String, FakeAnswer>>,
     seen: std::sync::Mutex<Vec<String>>,
+    bodies: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 type FakeAnswer = (u16, Vec<(String, String)>, Vec<u8>);
@@ -507,6 +508,11 @@ impl FakeHttp {
         self.seen.lock().expect("seen").clone()
     }
 
+    /// The requests' bodies, in order.
+    pub(crate) fn bodies(&self) -> Vec<Vec<u8>> {
+        self.bodies.lock().expect("bodies").clone()
+    }
+
     /// An HTTP client over this fake (the policy applies).
     pub(crate) fn client(self: &Arc<Self>) -> crate::http::HttpClient {
         crate::http::HttpClient::new(Arc::clone(self) as Arc<dyn crate::http::HttpTransport>)
@@ -521,6 +527,10 @@ impl crate::http::HttpTransport for FakeHttp {
     {
         let url = request.uri().to_string();
         self.seen.lock().expect("seen").push(url.clone());
+        self.bodies
+            .lock()
+            .expect("bodies")
+            .push(request.body().clone());
         let (status, headers, body) = self
             .routes
             .lock()
