@@ -220,11 +220,18 @@ async function handle(req, res) {
   const url = new URL(req.url, 'https://127.0.0.1');
   const { auth, user, token } = credentials(req);
   const entry = { method: req.method, path: url.pathname, auth, ok: false, user, sub: null, status: null, error: null };
-  res.once('close', () => {
-    entry.status = res.statusCode;
+  let recorded = false;
+  const recordOnce = (status) => {
+    if (recorded) return;
+    recorded = true;
+    entry.status = status;
     record(entry);
-    log(`${req.method} ${url.pathname}${url.search} auth=${auth} -> ${res.statusCode}${entry.error ? ` (${entry.error})` : ''}`);
-  });
+    log(`${req.method} ${url.pathname}${url.search} auth=${auth} -> ${status}${entry.error ? ` (${entry.error})` : ''}`);
+  };
+  // 'finish': the answer was handed to the OS, before the client can act on it; 'close' covers
+  // a connection that ended first.
+  res.once('finish', () => recordOnce(res.statusCode));
+  res.once('close', () => recordOnce(res.statusCode));
 
   try {
     entry.sub = await checkToken(token);
@@ -232,6 +239,9 @@ async function handle(req, res) {
   } catch (e) {
     entry.error = auth === 'none' ? 'no credentials' : e.message;
     req.resume();
+    // Logged before the answer goes out: git may exit on a 401 before this side sees the
+    // connection close, and a test reading the log right after must find the line.
+    recordOnce(401);
     // Two header lines, one challenge each: git hands both to a credential helper as wwwauth[].
     return sendText(res, 401, 'Unauthorized\n', {
       'www-authenticate': [`Basic realm="${REALM}"`, `Bearer realm="${REALM}"`],
