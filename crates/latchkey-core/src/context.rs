@@ -79,12 +79,8 @@ impl Context {
 
     /// The client for token requests and userinfo: with a DPoP proof on each request when the
     /// sign-in or session has a key (RFC 9449).
-    pub(crate) fn proof_client<'a>(&'a self, key: Option<&'a DpopKey>) -> Result<ProofClient<'a>> {
-        Ok(ProofClient::new(
-            self.http(),
-            key,
-            Arc::clone(&self.ports.clock),
-        ))
+    pub(crate) fn proof_client<'a>(&'a self, key: Option<&'a DpopKey>) -> ProofClient<'a> {
+        ProofClient::new(self.http(), key, Arc::clone(&self.ports.clock))
     }
 
     /// The provider's metadata, from the discovery cache when fresh (OIDC Discovery §4).

@@ -198,8 +198,6 @@ pub(crate) struct Sent {
     pub nonce: Nonce,
     pub redirect_uri: Url,
     pub expires_at: DateTime<Utc>,
-    /// Whether the request was pushed (RFC 9126), recorded with the session.
-    pub par: bool,
     /// The URL the browser opens, and for a pushed request what it takes to push it again.
     pub opened: Opened,
     /// How the response must arrive.
@@ -208,6 +206,13 @@ pub(crate) struct Sent {
     /// the on-disk cache's (which any process of this user can rewrite), get the code and
     /// everything after it, and are bound into the session.
     pub provider: std::sync::Arc<crate::discovery::Provider>,
+}
+
+impl Sent {
+    /// Whether the request was pushed (RFC 9126), recorded with the session.
+    pub(crate) fn par(&self) -> bool {
+        self.opened.push.is_some()
+    }
 }
 
 impl std::fmt::Debug for Sent {
@@ -386,7 +391,6 @@ mod tests {
                 nonce: Nonce::new("n".into()),
                 redirect_uri: Url::parse("com.example.app:/callback").expect("url"),
                 expires_at,
-                par: false,
                 opened: Opened {
                     url: Url::parse("https://id.example/auth").expect("url"),
                     push: None,

@@ -100,16 +100,21 @@ impl SystemHttp {
         self.client
             .get_or_init(|| base(self.user_agent).build().map_err(|e| e.to_string()))
             .as_ref()
-            .map_err(|e| HttpError::Other {
-                host: "-".into(),
-                reason: format!("cannot set up TLS: {e}"),
-            })
+            .map_err(tls_setup_failed)
     }
 }
 
 impl HttpTransport for SystemHttp {
     fn send(&self, request: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResult> + Send + '_>> {
         Box::pin(async move { send_with(self.client()?, request).await })
+    }
+}
+
+/// A client that could not be built (its TLS configuration, in practice).
+fn tls_setup_failed(e: impl fmt::Display) -> HttpError {
+    HttpError::Other {
+        host: "-".into(),
+        reason: format!("cannot set up TLS: {e}"),
     }
 }
 
@@ -205,10 +210,7 @@ impl HttpClient {
         let client = base(user_agent)
             .resolve_to_addrs(host, addrs)
             .build()
-            .map_err(|e| HttpError::Other {
-                host: "-".into(),
-                reason: format!("cannot set up TLS: {e}"),
-            })?;
+            .map_err(tls_setup_failed)?;
         Ok(Self::new(Arc::new(PinnedHttp(client))))
     }
 
@@ -218,30 +220,32 @@ impl HttpClient {
     }
 
     async fn execute(&self, request: HttpRequest) -> HttpResult {
-        let host = host_of(&request.uri().to_string());
+        let uri = request.uri().clone();
         let started = Instant::now();
         let result = self.transport.send(request).await;
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.waited_nanos.fetch_add(nanos, Ordering::Relaxed);
-        policy(host, result?)
+        policy(&uri, result?)
     }
 }
 
 /// What no caller may see: a redirect (never followed, RFC 9700 §4.11), a server error (a
 /// transient failure, never an OAuth answer), or a body above [`MAX_BODY`].
-fn policy(host: String, response: HttpResponse) -> HttpResult {
+fn policy(uri: &openidconnect::http::Uri, response: HttpResponse) -> HttpResult {
+    // Named only in an error: no URL parse on the way of an answer that passes.
+    let host = || host_of(&uri.to_string());
     let status = response.status();
     if status.is_server_error() {
         return Err(HttpError::ServerError {
-            host,
+            host: host(),
             status: status.as_u16(),
         });
     }
     if status.is_redirection() {
-        return Err(HttpError::Redirect { host });
+        return Err(HttpError::Redirect { host: host() });
     }
     if response.body().len() > MAX_BODY {
-        return Err(HttpError::TooLarge { host });
+        return Err(HttpError::TooLarge { host: host() });
     }
     Ok(response)
 }

@@ -11,6 +11,7 @@ use openidconnect::http::{Method, Request, StatusCode, header};
 use url::Url;
 
 use crate::config::is_loopback_host;
+use crate::discovery::get_json;
 use crate::error::{Error, ErrorKind, Result, sanitize};
 use crate::http::{HttpClient, HttpError};
 use crate::oauth::challenge;
@@ -70,7 +71,7 @@ pub(crate) async fn discover(http: &HttpClient, resource: &Url) -> Result<Protec
     }
     let mut last = None;
     for url in candidates {
-        match fetch_json(http, &url, "the resource's metadata (RFC 9728)").await {
+        match get_json(http, url.as_str(), "the resource's metadata (RFC 9728)").await {
             Ok(doc) => return parse(resource, &doc, url, challenge_scope),
             Err(e) => last = Some(e),
         }
@@ -133,10 +134,6 @@ fn get(url: &Url) -> Result<openidconnect::HttpRequest> {
         .header(header::ACCEPT, "application/json")
         .body(Vec::new())
         .map_err(|e| invalid(format!("invalid URL `{}`: {e}", sanitize(url.as_str()))))
-}
-
-async fn fetch_json(http: &HttpClient, url: &Url, what: &str) -> Result<serde_json::Value> {
-    crate::discovery::get_json(http, url.as_str(), what).await
 }
 
 fn invalid(message: String) -> Error {
@@ -225,7 +222,7 @@ pub(crate) async fn server_metadata(
         (well_known(&id, "oauth-authorization-server"), false),
         (oidc, true),
     ] {
-        let doc = match fetch_json(http, &url, "the authorization server's metadata").await {
+        let doc = match get_json(http, url.as_str(), "the authorization server's metadata").await {
             Ok(doc) => doc,
             Err(e) => {
                 last = Some(e);

@@ -46,6 +46,24 @@ current-context: stub
     path
 }
 
+/// `kubectl get --raw /version` with `config`, in the sandbox's environment.
+fn kubectl_version(sb: &Sandbox, config: &std::path::Path) -> Run {
+    let out = sb
+        .tool(
+            "kubectl",
+            &[
+                "--kubeconfig",
+                config.to_str().unwrap(),
+                "get",
+                "--raw",
+                "/version",
+            ],
+        )
+        .output()
+        .unwrap();
+    Run::new(out, std::time::Duration::ZERO)
+}
+
 #[test]
 fn kubectl_authenticates_with_the_id_token_and_refreshes_it() {
     let provider = Provider::start(&[("DEV_ID_TOKEN_TTL", "6"), ("DEV_ACCESS_TOKEN_TTL", "6")]);
@@ -55,22 +73,7 @@ fn kubectl_authenticates_with_the_id_token_and_refreshes_it() {
     );
     let sb = Sandbox::new(&provider.issuer);
     let config = kubeconfig(&sb, &api);
-    let kubectl = |sb: &Sandbox| {
-        let out = sb
-            .tool(
-                "kubectl",
-                &[
-                    "--kubeconfig",
-                    config.to_str().unwrap(),
-                    "get",
-                    "--raw",
-                    "/version",
-                ],
-            )
-            .output()
-            .unwrap();
-        Run::new(out, std::time::Duration::ZERO)
-    };
+    let kubectl = |sb: &Sandbox| kubectl_version(sb, &config);
 
     // Not signed in, and kubectl has no terminal: the plugin says what to do, nothing opens.
     let r = kubectl(&sb);
@@ -114,22 +117,6 @@ fn kube_servers_decide_which_api_server_gets_a_token() {
     );
     let mut sb = Sandbox::new(&provider.issuer);
     sb.login();
-    let kubectl = |sb: &Sandbox, config: &std::path::Path| {
-        let out = sb
-            .tool(
-                "kubectl",
-                &[
-                    "--kubeconfig",
-                    config.to_str().unwrap(),
-                    "get",
-                    "--raw",
-                    "/version",
-                ],
-            )
-            .output()
-            .unwrap();
-        Run::new(out, std::time::Duration::ZERO)
-    };
     let with_token = |api: &Tool| {
         api.requests()
             .into_iter()
@@ -143,21 +130,21 @@ fn kube_servers_decide_which_api_server_gets_a_token() {
 
     // Listed, but kubectl does not say which server it calls.
     sb.set("LATCHKEY_KUBE_SERVERS", &api.url);
-    let r = kubectl(&sb, &unnamed);
+    let r = kubectl_version(&sb, &unnamed);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("provideClusterInfo"), "{}", r.stderr);
     assert_eq!(with_token(&api), 0, "no token reached the API server");
 
     // Another server is listed: this one gets nothing.
     sb.set("LATCHKEY_KUBE_SERVERS", "https://k8s.example:6443");
-    let r = kubectl(&sb, &named);
+    let r = kubectl_version(&sb, &named);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("not in kube_servers"), "{}", r.stderr);
     assert_eq!(with_token(&api), 0, "no token reached the API server");
 
     // Listed and named: kubectl authenticates.
     sb.set("LATCHKEY_KUBE_SERVERS", &api.url);
-    let r = kubectl(&sb, &named);
+    let r = kubectl_version(&sb, &named);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(with_token(&api) > 0);
 }

@@ -228,23 +228,25 @@ impl Merged {
     }
 
     fn git_hosts(&self) -> Result<Vec<String>> {
-        match self.values.get("git_hosts") {
-            Some((_, Value::List(l))) => l
-                .iter()
-                .map(|h| validate_git_host(h))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|why| self.invalid("git_hosts", why)),
-            _ => Ok(Vec::new()),
-        }
+        self.list("git_hosts", validate_git_host)
     }
 
     fn kube_servers(&self) -> Result<Vec<Url>> {
-        match self.values.get("kube_servers") {
+        self.list("kube_servers", validate_kube_server)
+    }
+
+    /// A list key, each entry validated; none set is an empty list.
+    fn list<T>(
+        &self,
+        key: &str,
+        validate: fn(&str) -> std::result::Result<T, String>,
+    ) -> Result<Vec<T>> {
+        match self.values.get(key) {
             Some((_, Value::List(l))) => l
                 .iter()
-                .map(|s| validate_kube_server(s))
+                .map(|v| validate(v))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|why| self.invalid("kube_servers", why)),
+                .map_err(|why| self.invalid(key, why)),
             _ => Ok(Vec::new()),
         }
     }

@@ -8,18 +8,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openidconnect::http::{HeaderValue, StatusCode, header};
 use openidconnect::{HttpRequest, HttpResponse};
 use url::Url;
 
-use super::world::{FixedClock, NoBrowser};
-use crate::config::{Config, FlowChoice, UseChoice};
+use crate::config::UseChoice;
 use crate::http::{HttpError, HttpResult, HttpTransport};
-use crate::store::MemoryStore;
-use crate::{AppIdentity, Latchkey, Ports, TokenOptions};
+use crate::{Latchkey, TokenOptions};
 
 /// What the fake provider answers at one endpoint.
 #[derive(Debug, Clone)]
@@ -114,41 +111,17 @@ pub(crate) fn account(
     now: DateTime<Utc>,
     dpop: bool,
 ) -> Latchkey {
-    let config = Config {
-        issuer: issuer.to_owned(),
-        client_id: client_id.into(),
-        scopes: vec!["openid".into(), "profile".into(), "email".into()],
-        redirect_uri: Url::parse(REDIRECT).expect("fixed URL"),
-        client_secret: None,
-        profile: crate::config::DEFAULT_PROFILE.into(),
-        login_timeout: Duration::from_secs(300),
-        extra_auth_params: Default::default(),
-        post_logout_redirect_uri: None,
-        scope_descriptions: Default::default(),
-        store: crate::config::StoreChoice::Auto,
-        git_hosts: Vec::new(),
-        git_username: "oauth2".into(),
-        kube_servers: Vec::new(),
-        flow: FlowChoice::Code,
-        par: UseChoice::Never,
-        dpop: if dpop {
-            UseChoice::Always
-        } else {
-            UseChoice::Never
-        },
-        app_redirect: Default::default(),
+    let mut config = super::world::config(issuer, client_id);
+    config.redirect_uri = Url::parse(REDIRECT).expect("fixed URL");
+    config.par = UseChoice::Never;
+    config.dpop = if dpop {
+        UseChoice::Always
+    } else {
+        UseChoice::Never
     };
-    let ports = Ports {
-        store: Arc::new(MemoryStore::new(2000)),
-        browser: Arc::new(NoBrowser),
-        clock: Arc::new(FixedClock(now)),
-        http: Arc::clone(provider) as Arc<dyn HttpTransport>,
-        // The session lock's file and the discovery cache: small files, one folder per process.
-        cache_dir: Some(scratch_dir()),
-        keychain_timeout: Duration::from_secs(5),
-        token_cache: None,
-        identity: AppIdentity::TEST,
-    };
+    // The session lock's file and the discovery cache: small files, one folder per process.
+    let http = Arc::clone(provider) as Arc<dyn HttpTransport>;
+    let ports = super::world::ports(now, http, Some(scratch_dir()));
     Latchkey::new(config, ports)
 }
 

@@ -64,7 +64,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Answer {
 }
 
 #[derive(Debug)]
-pub(crate) struct FixedClock(pub DateTime<Utc>);
+struct FixedClock(DateTime<Utc>);
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
@@ -73,11 +73,53 @@ impl Clock for FixedClock {
 }
 
 #[derive(Debug)]
-pub(crate) struct NoBrowser;
+struct NoBrowser;
 
 impl BrowserLauncher for NoBrowser {
     fn open(&self, _: &Url) -> std::result::Result<(), String> {
         Err("no browser while fuzzing".into())
+    }
+}
+
+/// The account every fuzzed world is configured with: the code flow, PAR and DPoP on auto.
+pub(crate) fn config(issuer: &str, client_id: &str) -> Config {
+    Config {
+        issuer: issuer.to_owned(),
+        client_id: client_id.into(),
+        scopes: vec!["openid".into(), "profile".into(), "email".into()],
+        redirect_uri: Url::parse("http://127.0.0.1/callback").expect("fixed URL"),
+        client_secret: None,
+        profile: crate::config::DEFAULT_PROFILE.into(),
+        login_timeout: Duration::from_secs(300),
+        extra_auth_params: Default::default(),
+        post_logout_redirect_uri: None,
+        scope_descriptions: Default::default(),
+        store: crate::config::StoreChoice::Auto,
+        git_hosts: Vec::new(),
+        git_username: "oauth2".into(),
+        kube_servers: Vec::new(),
+        flow: FlowChoice::Code,
+        par: crate::config::UseChoice::Auto,
+        dpop: crate::config::UseChoice::Auto,
+        app_redirect: Default::default(),
+    }
+}
+
+/// In-memory keychain, no browser, the clock stopped at `now`, `http` as the network.
+pub(crate) fn ports(
+    now: DateTime<Utc>,
+    http: Arc<dyn HttpTransport>,
+    cache_dir: Option<std::path::PathBuf>,
+) -> Ports {
+    Ports {
+        store: Arc::new(MemoryStore::new(2000)),
+        browser: Arc::new(NoBrowser),
+        clock: Arc::new(FixedClock(now)),
+        http,
+        cache_dir,
+        keychain_timeout: Duration::from_secs(5),
+        token_cache: None,
+        identity: AppIdentity::TEST,
     }
 }
 
@@ -113,36 +155,9 @@ impl World {
         // An unknown `kid` must not send the fuzzer to the network for a fresh JWKS.
         provider.jwks_refetched_at = Some(now);
         let issuer = provider.metadata.issuer().as_str().to_owned();
-        let config = Config {
-            issuer: issuer.clone(),
-            client_id: client_id.into(),
-            scopes: vec!["openid".into(), "profile".into(), "email".into()],
-            redirect_uri: Url::parse("http://127.0.0.1/callback").expect("fixed URL"),
-            client_secret: None,
-            profile: crate::config::DEFAULT_PROFILE.into(),
-            login_timeout: Duration::from_secs(300),
-            extra_auth_params: Default::default(),
-            post_logout_redirect_uri: Url::parse(&format!("{scheme}:/logout")).ok(),
-            scope_descriptions: Default::default(),
-            store: crate::config::StoreChoice::Auto,
-            git_hosts: Vec::new(),
-            git_username: "oauth2".into(),
-            kube_servers: Vec::new(),
-            flow: FlowChoice::Code,
-            par: crate::config::UseChoice::Auto,
-            dpop: crate::config::UseChoice::Auto,
-            app_redirect: Default::default(),
-        };
-        let ports = Ports {
-            store: Arc::new(MemoryStore::new(2000)),
-            browser: Arc::new(NoBrowser),
-            clock: Arc::new(FixedClock(now)),
-            http,
-            cache_dir: None,
-            keychain_timeout: Duration::from_secs(5),
-            token_cache: None,
-            identity: AppIdentity::TEST,
-        };
+        let mut config = config(&issuer, client_id);
+        config.post_logout_redirect_uri = Url::parse(&format!("{scheme}:/logout")).ok();
+        let ports = ports(now, http, None);
         let latchkey = Latchkey::new(config, ports);
         latchkey.ctx.discovery.seed_for_tests(provider.clone());
         let client = latchkey

@@ -44,7 +44,7 @@ pub(crate) async fn redeem(
         code,
         verifier,
         redirect_uri,
-        &ctx.proof_client(dpop)?,
+        &ctx.proof_client(dpop),
     )
     .await
 }

@@ -41,7 +41,7 @@ pub(crate) async fn fetch_userinfo(
     };
     let token = session.access_token.clone();
     let sender = ctx
-        .proof_client(session.dpop_key.as_ref())?
+        .proof_client(session.dpop_key.as_ref())
         .presenting(&token);
     let info: UserInfo = request
         .request_async(&sender)

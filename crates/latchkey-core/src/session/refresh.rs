@@ -86,7 +86,7 @@ pub(crate) async fn refresh_session(
         .exchange_refresh_token(&RefreshToken::new(refresh_token))
         .map_err(|e| Error::new(ErrorKind::ProviderInvalid, e.to_string()))?
         // RFC 9449 §5: a public client's refresh token is bound to the key; a proof each time.
-        .request_async(&ctx.proof_client(session.dpop_key.as_ref())?)
+        .request_async(&ctx.proof_client(session.dpop_key.as_ref()))
         .await;
     let response = match result {
         Ok(r) => r,

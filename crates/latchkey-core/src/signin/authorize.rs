@@ -75,7 +75,6 @@ pub(crate) async fn begin(ctx: &Context, redirect_uri: &Url) -> Result<SignIn> {
                 nonce,
                 redirect_uri: redirect_uri.clone(),
                 expires_at,
-                par: par_endpoint.is_some(),
                 opened: opened.clone(),
                 mode,
                 provider,
@@ -243,6 +242,20 @@ mod tests {
     use crate::testing::{self, ISSUER, NoBrowser};
     use crate::{AppIdentity, Latchkey, Ports};
 
+    /// In-memory keychain, no browser, the network, and `clock`.
+    fn ports(clock: Arc<dyn crate::clock::Clock>, cache: &std::path::Path) -> Ports {
+        Ports {
+            store: Arc::new(crate::store::MemoryStore::new(200)),
+            browser: Arc::new(NoBrowser),
+            clock,
+            http: Arc::new(crate::http::SystemHttp::new(AppIdentity::TEST.user_agent)),
+            cache_dir: Some(cache.to_path_buf()),
+            keychain_timeout: Duration::from_secs(5),
+            token_cache: None,
+            identity: AppIdentity::TEST,
+        }
+    }
+
     /// I12: the sign-out's return may not be the sign-in redirect, on the app's scheme as on
     /// loopback; the check comes before any keychain or network call.
     #[tokio::test]
@@ -251,16 +264,7 @@ mod tests {
         let redirect = Url::parse("com.example.app:/callback").expect("url");
         let mut config = testing::config(ISSUER);
         config.post_logout_redirect_uri = Some(redirect.clone());
-        let ports = Ports {
-            store: Arc::new(crate::store::MemoryStore::new(200)),
-            browser: Arc::new(NoBrowser),
-            clock: Arc::new(SystemClock),
-            http: Arc::new(crate::http::SystemHttp::new(AppIdentity::TEST.user_agent)),
-            cache_dir: Some(cache.path().to_path_buf()),
-            keychain_timeout: Duration::from_secs(5),
-            token_cache: None,
-            identity: AppIdentity::TEST,
-        };
+        let ports = ports(Arc::new(SystemClock), cache.path());
         let latchkey = Latchkey::new(config, ports);
         let e = latchkey.begin(&redirect).await.expect_err("refused");
         assert_eq!(e.kind(), ErrorKind::Config);
@@ -288,16 +292,7 @@ mod tests {
         let clock = Arc::new(testing::ManualClock::new(testing::now()));
         let mut config = testing::config(&issuer);
         config.par = crate::config::UseChoice::Always;
-        let ports = Ports {
-            store: Arc::new(crate::store::MemoryStore::new(200)),
-            browser: Arc::new(NoBrowser),
-            clock: clock.clone(),
-            http: Arc::new(crate::http::SystemHttp::new(AppIdentity::TEST.user_agent)),
-            cache_dir: Some(cache.path().to_path_buf()),
-            keychain_timeout: Duration::from_secs(5),
-            token_cache: None,
-            identity: AppIdentity::TEST,
-        };
+        let ports = ports(clock.clone(), cache.path());
         let latchkey = Latchkey::new(config, ports);
         let redirect = Url::parse("http://127.0.0.1:5000/callback").expect("url");
         let first = latchkey.begin(&redirect).await.expect("begin").url;

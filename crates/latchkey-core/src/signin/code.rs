@@ -70,7 +70,7 @@ pub(super) async fn redeem(
         NonceCheck::Equals(&sent.nonce),
         Origin::SignIn {
             flow,
-            par: sent.par,
+            par: sent.par(),
         },
         dpop.as_ref(),
     )

@@ -228,7 +228,7 @@ pub(crate) async fn resume_device(ctx: &Context, sign_in: DeviceSignIn) -> Resul
         .set_time_fn(move || clock.now())
         .set_max_backoff_interval(MAX_ERROR_BACKOFF);
     // One client for the whole loop, so a DPoP-Nonce from one poll is used by the next.
-    let sender = ctx.proof_client(sign_in.dpop.as_ref())?;
+    let sender = ctx.proof_client(sign_in.dpop.as_ref());
     let response = request
         .request_async(
             &sender,

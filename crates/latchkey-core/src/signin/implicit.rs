@@ -48,7 +48,12 @@ pub(crate) async fn implicit_session(
         .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0))
         .ok_or_else(|| Error::new(ErrorKind::ProviderInvalid, "the ID token has no exp"))?;
     Ok(build::implicit_session(
-        ctx, provider, raw, claims, expires_at, sent.par,
+        ctx,
+        provider,
+        raw,
+        claims,
+        expires_at,
+        sent.par(),
     ))
 }
 
